@@ -1,0 +1,101 @@
+"""flow: OAuth 2.0 client flows as declarative, resumable, persisted state machines.
+
+Start a flow, send the user to its authorization URL, and resume it from the
+callback in any process that reaches the same store::
+
+    import flow
+
+    store = flow.SQLiteStore("flows.db")
+    with flow.Driver(store) as driver:
+        started = driver.start(client, "https://issuer.example", scopes=["openid"])
+        ...  # the user logs in; the browser comes back to the redirect URI
+        outcome = driver.resume(callback_url)
+"""
+
+from .drivers import AsyncDriver, Driver, Engine, Outcome, Started
+from .errors import (
+    AccessDenied,
+    CallbackError,
+    CallerError,
+    ConfigurationError,
+    CorruptRecord,
+    EnvironmentError_,
+    FlowError,
+    FlowExpired,
+    FlowNotFound,
+    IllegalTransition,
+    IndeterminateExchange,
+    InvalidClient,
+    InvalidGrant,
+    IssuerMismatch,
+    MalformedResponse,
+    MetadataError,
+    OAuthError,
+    ProviderError,
+    SpecError,
+    StateMismatch,
+    StoreError,
+    TransportError,
+    VersionConflict,
+)
+from .events import redact_secrets
+from .machine import FlowMachine, mermaid
+from .protocol import explicit_metadata
+from .record import AuthMethod, Client, FlowRecord, ServerMetadata, TokenInfo
+from .spec import FlowSpec, load_spec
+from .stores import (
+    AsyncStore,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    ThreadedStore,
+    open_store,
+)
+
+__all__ = [
+    "AccessDenied",
+    "AsyncDriver",
+    "AsyncStore",
+    "AuthMethod",
+    "CallbackError",
+    "CallerError",
+    "Client",
+    "ConfigurationError",
+    "CorruptRecord",
+    "Driver",
+    "Engine",
+    "EnvironmentError_",
+    "FlowError",
+    "FlowExpired",
+    "FlowMachine",
+    "FlowNotFound",
+    "FlowRecord",
+    "FlowSpec",
+    "IllegalTransition",
+    "IndeterminateExchange",
+    "InvalidClient",
+    "InvalidGrant",
+    "IssuerMismatch",
+    "MalformedResponse",
+    "MemoryStore",
+    "MetadataError",
+    "OAuthError",
+    "Outcome",
+    "ProviderError",
+    "SQLiteStore",
+    "ServerMetadata",
+    "SpecError",
+    "Started",
+    "StateMismatch",
+    "Store",
+    "StoreError",
+    "ThreadedStore",
+    "TokenInfo",
+    "TransportError",
+    "VersionConflict",
+    "explicit_metadata",
+    "load_spec",
+    "mermaid",
+    "open_store",
+    "redact_secrets",
+]

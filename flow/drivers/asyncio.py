@@ -1,0 +1,151 @@
+"""The asynchronous driver: the same engine, effects awaited."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import TypeVar, cast
+
+import httpx
+
+from ..errors import FlowError
+from ..protocol import HttpRequest, HttpResponse
+from ..record import JSON, Client, FlowRecord, ServerMetadata
+from ..stores import AsyncStore, Store, ThreadedStore
+from . import _http
+from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send
+from .engine import Engine, Outcome, Started
+
+T = TypeVar("T")
+
+
+class AsyncDriver:
+    """Runs flows on an event loop. Same operations and errors as
+    :class:`~flow.Driver`.
+
+    Args:
+        store: An async store, or a sync one (run in worker threads).
+        engine: The rules to apply; defaults to the authorization code engine.
+        http: An ``httpx.AsyncClient``; one is made (and closed by :meth:`aclose`)
+            when omitted.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore | Store,
+        *,
+        engine: Engine | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.store: AsyncStore = (
+            cast(AsyncStore, store)
+            if inspect.iscoroutinefunction(store.load)
+            else ThreadedStore(cast(Store, store))
+        )
+        self.engine = engine or Engine()
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(
+            timeout=_http.DEFAULT_TIMEOUT, follow_redirects=False
+        )
+
+    async def __aenter__(self) -> AsyncDriver:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the httpx client if this driver made it. The store stays open."""
+        if self._own_http:
+            await self.http.aclose()
+
+    async def discover(self, issuer: str) -> ServerMetadata:
+        """See :meth:`flow.Driver.discover`."""
+        return await self._run(self.engine.discover(issuer))
+
+    async def start(
+        self,
+        client: Client,
+        server: ServerMetadata | str,
+        *,
+        client_secret: str | None = None,
+        scopes: Sequence[str] = (),
+        provider: str | None = None,
+        context: Mapping[str, JSON] | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        ttl: timedelta | None = None,
+    ) -> Started:
+        """See :meth:`flow.Driver.start`."""
+        if isinstance(server, str):
+            server = await self.discover(server)
+        return await self._run(
+            self.engine.start(
+                client,
+                server,
+                client_secret=client_secret,
+                scopes=scopes,
+                provider=provider,
+                context=context,
+                extra_params=extra_params,
+                ttl=ttl,
+            )
+        )
+
+    async def resume(self, callback: str, *, flow_id: str | None = None) -> Outcome:
+        """See :meth:`flow.Driver.resume`."""
+        return await self._run(self.engine.resume(callback, flow_id=flow_id))
+
+    async def get(self, flow_id: str) -> FlowRecord:
+        """The stored flow with this id."""
+        return await self.store.load(flow_id)
+
+    async def _run(self, program: Program[T]) -> T:
+        value: object = None
+        error: FlowError | None = None
+        for _ in range(MAX_EFFECTS):
+            try:
+                effect = program.send(value) if error is None else program.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                match effect:
+                    case Insert(record):
+                        await self.store.insert(record)
+                    case Save(record):
+                        await self.store.save(record)
+                    case Load(flow_id):
+                        value = await self.store.load(flow_id)
+                    case FindByState(state_hash):
+                        value = await self.store.find_by_state(state_hash)
+                    case Send(request):
+                        value = await self._send(request)
+            except FlowError as exc:
+                error = exc
+        program.close()
+        raise FlowError(f"operation did not finish within {MAX_EFFECTS} effects")
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        try:
+            response = await self.http.send(
+                _http.build(self.http, request), stream=True
+            )
+            try:
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > _http.MAX_RESPONSE:
+                        raise _http.too_large()
+            finally:
+                await response.aclose()
+        except httpx.HTTPError as exc:
+            raise _http.converted(exc) from exc
+        return _http.answer(response, body)

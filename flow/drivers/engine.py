@@ -1,0 +1,367 @@
+"""The engine: every step of a flow, as a program of effects with no I/O of its own.
+
+An operation such as :meth:`Engine.resume` is a generator. It yields effects (load
+this flow, save that record, send this request) and receives their results; the sync
+and async drivers only perform the effects. So the rules live here once:
+
+* a transition is saved (compare-and-set) before it is logged and before anything
+  relies on it;
+* the exchange is committed as started before the code is sent, and a flow found in
+  that state by anyone but the process that started it is never sent again;
+* a callback for a flow that has moved on changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal, cast
+
+from .. import events
+from ..errors import (
+    AccessDenied,
+    CallbackError,
+    ConfigurationError,
+    FlowError,
+    FlowExpired,
+    IndeterminateExchange,
+    MalformedResponse,
+    MetadataError,
+    OAuthError,
+    StateMismatch,
+    TransportError,
+    VersionConflict,
+)
+from ..machine import FlowMachine, default_machine
+from ..protocol import (
+    HttpResponse,
+    authorization_url,
+    code_request,
+    discovery_requests,
+    new_state,
+    new_verifier,
+    parse_callback,
+    parse_metadata,
+    parse_token_response,
+    state_digest,
+    verify_callback,
+)
+from ..protocol.callback import CallbackParams
+from ..record import JSON, AuthMethod, Client, FlowRecord, Secrets, ServerMetadata
+from .effects import FindByState, Insert, Load, Program, Save, Send
+
+#: How long a started flow waits for its callback, by default.
+DEFAULT_TTL = timedelta(minutes=10)
+#: How long an exchange belongs to the process that started it. Longer than any
+#: token request can take, so a second process never mistakes a slow exchange for
+#: a crashed one.
+DEFAULT_LEASE = timedelta(minutes=2)
+#: The most transitions one resume may apply; a flow has six.
+MAX_STEPS = 16
+
+Status = Literal["completed", "already_handled", "in_progress"]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new flow, committed and waiting for the user.
+
+    Attributes:
+        flow_id: The flow's id.
+        authorization_url: Send the user's browser here. It carries the state
+            value, so it is left out of the ``repr``.
+        state: The flow's state (``awaiting_login``).
+        expires_at: When the flow stops accepting its callback.
+    """
+
+    flow_id: str
+    authorization_url: str = field(repr=False)
+    state: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where a resumed flow stands.
+
+    Attributes:
+        flow_id: The flow's id.
+        state: Its state after this call.
+        status: ``completed`` when this call took the flow to its end;
+            ``already_handled`` when an earlier callback did (nothing was sent);
+            ``in_progress`` when another process is exchanging the code right now.
+        record: The flow as last read or committed.
+    """
+
+    flow_id: str
+    state: str
+    status: Status
+    record: FlowRecord = field(repr=False)
+
+
+class Engine:
+    """The rules of a flow spec, shared by the sync and async drivers.
+
+    Args:
+        machine: The flow machine; defaults to the bundled authorization code spec.
+        clock: Returns the current time, timezone-aware.
+        ttl: How long a started flow waits for its callback.
+        exchange_lease: How long an exchange belongs to the process that began it.
+        new_id: Makes flow ids.
+    """
+
+    def __init__(
+        self,
+        machine: FlowMachine | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        ttl: timedelta = DEFAULT_TTL,
+        exchange_lease: timedelta = DEFAULT_LEASE,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.machine = machine or default_machine()
+        self.spec = self.machine.spec
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.ttl = ttl
+        self.exchange_lease = exchange_lease
+        self.new_id = new_id or (lambda: str(uuid.uuid4()))
+
+    # Discovery -------------------------------------------------------------------
+
+    def discover(self, issuer: str) -> Program[ServerMetadata]:
+        """Fetch and check the metadata of ``issuer`` (OpenID, then RFC 8414)."""
+        for request in discovery_requests(issuer):
+            response = cast(HttpResponse, (yield Send(request)))
+            if response.status == 404:
+                continue
+            return parse_metadata(response, issuer)
+        raise MetadataError(f"no metadata document found for issuer {issuer!r}")
+
+    # Start -------------------------------------------------------------------------
+
+    def start(
+        self,
+        client: Client,
+        server: ServerMetadata,
+        *,
+        client_secret: str | None = None,
+        scopes: Sequence[str] = (),
+        provider: str | None = None,
+        context: Mapping[str, JSON] | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        ttl: timedelta | None = None,
+    ) -> Program[Started]:
+        """Create a flow, commit it in the waiting state, and return its URL."""
+        if client.auth_method is not AuthMethod.NONE and not client_secret:
+            raise ConfigurationError(
+                f"client authentication {client.auth_method.value!r} needs a "
+                "client_secret; use auth_method 'none' for a public client"
+            )
+        now = self.clock()
+        state, verifier = new_state(), new_verifier()
+        url = authorization_url(
+            server,
+            client,
+            state=state,
+            verifier=verifier,
+            scopes=scopes,
+            extra=extra_params,
+        )
+        initial = FlowRecord(
+            id=self.new_id(),
+            spec=self.spec.name,
+            spec_version=self.spec.version,
+            state=self.spec.initial,
+            version=0,
+            provider=provider or _host(server.issuer),
+            server=server,
+            client=client,
+            scopes=tuple(scopes),
+            created_at=now,
+            updated_at=now,
+            expires_at=now + (ttl or self.ttl),
+            context=dict(context or {}),
+            secrets=Secrets(client_secret=client_secret),
+        )
+        record = self.machine.fire(
+            initial,
+            "authorize",
+            now,
+            state_hash=state_digest(state),
+            secrets=replace(initial.secrets, code_verifier=verifier),
+        )
+
+        yield Insert(record)
+        events.log_started(record)
+        events.log_committed(self.spec, record)
+        return Started(record.id, url, record.state, record.expires_at)
+
+    # Resume ------------------------------------------------------------------------
+
+    def resume(self, callback: str, *, flow_id: str | None = None) -> Program[Outcome]:
+        """Take a flow from its callback to API access, committing every step.
+
+        Args:
+            callback: The URL the browser came back on, or its raw query string,
+                exactly as received.
+            flow_id: The flow to resume; found by the callback's state otherwise.
+        """
+        params = parse_callback(callback)
+        if flow_id is not None:
+            record = cast(FlowRecord, (yield Load(flow_id)))
+        else:
+            state = params.get("state")
+            if state is None:
+                raise StateMismatch("callback has no 'state'; no flow can be found")
+            record = cast(FlowRecord, (yield FindByState(state_digest(state))))
+
+        owned = False  # did this call commit the exchange it may now send?
+        committed = False
+        for _ in range(MAX_STEPS):
+            now = self.clock()
+            error: FlowError | None = None
+            match record.state:
+                case "awaiting_login":
+                    nxt, error = self._on_callback(record, params, now)
+                case "code_received":
+                    nxt = self.machine.fire(
+                        record,
+                        "exchange_code",
+                        now,
+                        lease_until=now + self.exchange_lease,
+                    )
+                case "exchanging" if owned:
+                    nxt, error = yield from self._exchange(record)
+                case "exchanging" if record.lease_until and now < record.lease_until:
+                    return Outcome(record.id, record.state, "in_progress", record)
+                case "exchanging":
+                    error = IndeterminateExchange(
+                        "the process exchanging the code stopped before recording "
+                        "the answer; the code is not sent twice, log in again"
+                    )
+                    nxt = self._end(record, "fail", now, reason=error.reason)
+                case "token_issued":
+                    nxt = self.machine.fire(record, "grant_access", now)
+                case _:
+                    status: Status = "completed" if committed else "already_handled"
+                    return Outcome(record.id, record.state, status, record)
+
+            try:
+                yield Save(nxt)
+            except VersionConflict:
+                # Someone else moved the flow on: look again, and own nothing.
+                record = cast(FlowRecord, (yield Load(record.id)))
+                owned = False
+                continue
+            events.log_committed(self.spec, nxt)
+            owned = nxt.state == "exchanging"
+            committed = True
+            record = nxt
+            if error is not None:
+                raise error.attach(flow_id=record.id, state=record.state)
+
+        raise FlowError(
+            f"flow did not settle within {MAX_STEPS} steps",
+            flow_id=record.id,
+            state=record.state,
+        )
+
+    def _on_callback(
+        self, record: FlowRecord, params: CallbackParams, now: datetime
+    ) -> tuple[FlowRecord, FlowError | None]:
+        if now >= record.expires_at:
+            expired = FlowExpired(
+                "the callback came after the flow's time-to-live; start a new flow"
+            )
+            return self._end(record, "expire", now), expired
+        try:
+            code = verify_callback(
+                params,
+                issuer=record.server.issuer,
+                iss_required=record.server.iss_parameter_supported,
+                state_hash=record.state_hash or "",
+            )
+        except AccessDenied as exc:
+            return self._end(record, "deny", now, detail={"error": exc.error}), exc
+        except (CallbackError, OAuthError) as exc:
+            return self._end(record, "fail", now, reason=exc.reason), exc
+        secrets = replace(record.secrets, code=code)
+        return self.machine.fire(record, "receive_callback", now, secrets=secrets), None
+
+    def _exchange(
+        self, record: FlowRecord
+    ) -> Program[tuple[FlowRecord, FlowError | None]]:
+        secrets = record.secrets
+        request = code_request(
+            record.server,
+            record.client,
+            client_secret=secrets.client_secret,
+            code=secrets.code or "",
+            verifier=secrets.code_verifier or "",
+        )
+        try:
+            response = cast(HttpResponse, (yield Send(request)))
+        except TransportError as exc:
+            now = self.clock()
+            if exc.maybe_sent:
+                error: FlowError = IndeterminateExchange(
+                    f"the token request failed after it may have been sent ({exc}); "
+                    "the code is not sent twice, log in again"
+                )
+            else:
+                error = exc
+            return self._end(record, "fail", now, reason=error.reason), error
+
+        now = self.clock()
+        try:
+            result = parse_token_response(response, now)
+        except (OAuthError, MalformedResponse) as exc:
+            detail = {"http_status": response.status}
+            return self._end(record, "fail", now, reason=exc.reason, detail=detail), exc
+        issued = self.machine.fire(
+            record,
+            "issue_token",
+            now,
+            token=result.info,
+            lease_until=None,
+            secrets=replace(
+                secrets,
+                code=None,
+                code_verifier=None,
+                access_token=result.access_token,
+                refresh_token=result.refresh_token,
+                id_token=result.id_token,
+            ),
+            detail={"http_status": response.status},
+        )
+        return issued, None
+
+    def _end(
+        self,
+        record: FlowRecord,
+        trigger: str,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        detail: Mapping[str, JSON] | None = None,
+    ) -> FlowRecord:
+        # A flow that ends keeps no code or verifier (SECURITY L5); the state digest
+        # stays so that a repeated callback still finds the flow and gets an answer.
+        scrubbed = replace(record.secrets, code=None, code_verifier=None)
+        return self.machine.fire(
+            record,
+            trigger,
+            now,
+            reason=reason,
+            detail=detail,
+            secrets=scrubbed,
+            lease_until=None,
+        )
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or "custom"

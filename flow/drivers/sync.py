@@ -1,0 +1,181 @@
+"""The synchronous driver: performs the engine's effects with a store and httpx."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from ..errors import FlowError
+from ..protocol import HttpRequest, HttpResponse
+from ..record import JSON, Client, FlowRecord, ServerMetadata
+from ..stores import Store
+from . import _http
+from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send
+from .engine import Engine, Outcome, Started
+
+T = TypeVar("T")
+
+
+class Driver:
+    """Runs flows in this thread: start, resume, and everything in between.
+
+    Args:
+        store: Where flows live between steps.
+        engine: The rules to apply; defaults to the authorization code engine.
+        http: An httpx client for the authorization server; one with sensible
+            timeouts is made (and closed by :meth:`close`) when omitted.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        engine: Engine | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine or Engine()
+        self._own_http = http is None
+        self.http = http or httpx.Client(
+            timeout=_http.DEFAULT_TIMEOUT, follow_redirects=False
+        )
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the httpx client if this driver made it. The store stays open."""
+        if self._own_http:
+            self.http.close()
+
+    def discover(self, issuer: str) -> ServerMetadata:
+        """Fetch the issuer's metadata and check that it names the same issuer.
+
+        Raises:
+            MetadataError: No usable document, or one for another issuer.
+            TransportError: The server could not be reached.
+        """
+        return self._run(self.engine.discover(issuer))
+
+    def start(
+        self,
+        client: Client,
+        server: ServerMetadata | str,
+        *,
+        client_secret: str | None = None,
+        scopes: Sequence[str] = (),
+        provider: str | None = None,
+        context: Mapping[str, JSON] | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        ttl: timedelta | None = None,
+    ) -> Started:
+        """Start a flow: commit it as waiting for the user and return its URL.
+
+        Args:
+            client: The client registration.
+            server: The server's metadata, or its issuer URL to discover it.
+            client_secret: The secret of a confidential client.
+            scopes: Scopes to request.
+            provider: A short name for logs and listings; the issuer's host if
+                omitted.
+            context: The application's own JSON data, kept with the flow.
+            extra_params: Further authorization parameters (``prompt``, ...).
+            ttl: How long the flow waits for its callback.
+
+        Returns:
+            The flow id and the authorization URL to send the browser to.
+        """
+        if isinstance(server, str):
+            server = self.discover(server)
+        return self._run(
+            self.engine.start(
+                client,
+                server,
+                client_secret=client_secret,
+                scopes=scopes,
+                provider=provider,
+                context=context,
+                extra_params=extra_params,
+                ttl=ttl,
+            )
+        )
+
+    def resume(self, callback: str, *, flow_id: str | None = None) -> Outcome:
+        """Resume a flow from the callback its browser came back with.
+
+        Args:
+            callback: The full callback URL or its raw query string, untouched.
+            flow_id: The flow, when known; found by the callback's state otherwise.
+
+        Returns:
+            Where the flow stands: ``completed``, ``already_handled`` (a repeated
+            callback; nothing was sent) or ``in_progress`` (another process is
+            exchanging the code).
+
+        Raises:
+            FlowNotFound: No flow matches.
+            CallbackError: The callback does not verify; the flow is failed.
+            OAuthError: The server refused (the flow is denied or failed).
+            FlowExpired: The flow's time-to-live ran out; the flow is expired.
+            IndeterminateExchange: The code may have been sent by a process that
+                crashed; the flow is failed and the code is not sent again.
+        """
+        return self._run(self.engine.resume(callback, flow_id=flow_id))
+
+    def get(self, flow_id: str) -> FlowRecord:
+        """The stored flow with this id."""
+        return self.store.load(flow_id)
+
+    def _run(self, program: Program[T]) -> T:
+        value: object = None
+        error: FlowError | None = None
+        for _ in range(MAX_EFFECTS):
+            try:
+                effect = program.send(value) if error is None else program.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                match effect:
+                    case Insert(record):
+                        self.store.insert(record)
+                    case Save(record):
+                        self.store.save(record)
+                    case Load(flow_id):
+                        value = self.store.load(flow_id)
+                    case FindByState(state_hash):
+                        value = self.store.find_by_state(state_hash)
+                    case Send(request):
+                        value = self._send(request)
+            except FlowError as exc:
+                error = exc
+        program.close()
+        raise FlowError(f"operation did not finish within {MAX_EFFECTS} effects")
+
+    def _send(self, request: HttpRequest) -> HttpResponse:
+        try:
+            response = self.http.send(_http.build(self.http, request), stream=True)
+            try:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _http.MAX_RESPONSE:
+                        raise _http.too_large()
+            finally:
+                response.close()
+        except httpx.HTTPError as exc:
+            raise _http.converted(exc) from exc
+        return _http.answer(response, body)

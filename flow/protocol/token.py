@@ -1,0 +1,194 @@
+"""The token request and the token response (RFC 6749 sections 4.1.3, 5.1, 5.2)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ConfigurationError, MalformedResponse, OAuthError, oauth_error
+from ..record import AuthMethod, Client, ServerMetadata, TokenInfo
+from .http import HttpRequest, HttpResponse
+from .text import sanitize
+
+#: The largest token response accepted, in bytes.
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    """A valid token response: secrets to store and facts about them."""
+
+    access_token: str
+    info: TokenInfo
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenResult(info={self.info!r})"
+
+
+def code_request(
+    server: ServerMetadata,
+    client: Client,
+    *,
+    client_secret: str | None,
+    code: str,
+    verifier: str,
+) -> HttpRequest:
+    """The token request that redeems an authorization code.
+
+    Args:
+        server: The server snapshot the flow started with: the code goes nowhere else.
+        client: The client registration; its redirect URI is sent unchanged.
+        client_secret: The secret, for confidential clients.
+        code: The authorization code.
+        verifier: The PKCE code verifier.
+
+    Returns:
+        A form POST to the token endpoint.
+
+    Raises:
+        ConfigurationError: When the client's method needs a secret it lacks.
+    """
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": client.redirect_uri,
+        "code_verifier": verifier,
+    }
+    return _authenticated(server.token_endpoint, client, client_secret, form)
+
+
+def _authenticated(
+    url: str, client: Client, client_secret: str | None, form: dict[str, str]
+) -> HttpRequest:
+    headers = {"Accept": "application/json"}
+    method = client.auth_method
+    if method is AuthMethod.NONE:
+        # A public client identifies itself in the body (RFC 6749 section 3.2.1).
+        form["client_id"] = client.client_id
+    elif not client_secret:
+        raise ConfigurationError(
+            f"client authentication {method.value!r} needs a client secret; pass "
+            "client_secret, or register a public client with auth method 'none'"
+        )
+    elif method is AuthMethod.CLIENT_SECRET_BASIC:
+        headers["Authorization"] = basic_credentials(client.client_id, client_secret)
+    else:
+        form["client_id"] = client.client_id
+        form["client_secret"] = client_secret
+    return HttpRequest("POST", url, headers=headers, form=form)
+
+
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` header value for ``client_secret_basic``.
+
+    Both parts are form-urlencoded before base64 (RFC 6749 section 2.3.1), which
+    plain HTTP Basic implementations forget.
+    """
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+
+
+def parse_token_response(response: HttpResponse, now: datetime) -> TokenResult:
+    """Read a token endpoint answer.
+
+    Args:
+        response: Status, headers and body as received.
+        now: When the answer arrived; ``expires_in`` counts from here.
+
+    Returns:
+        The validated result.
+
+    Raises:
+        OAuthError: An RFC 6749 section 5.2 error answer, typed by its code.
+        MalformedResponse: Anything else that is not a valid section 5.1 answer.
+    """
+    document = _json_object(response)
+    if response.status != 200:
+        raise _error_from(document, response.status)
+    return _token_from(document, now)
+
+
+def _json_object(response: HttpResponse) -> dict[str, Any]:
+    if len(response.body) > MAX_BODY:
+        raise MalformedResponse(f"token response larger than {MAX_BODY} bytes")
+    if response.content_type != "application/json":
+        raise MalformedResponse(
+            f"token response is {response.content_type or 'untyped'!r} "
+            f"(HTTP {response.status}), not application/json"
+        )
+    try:
+        document = json.loads(response.body)
+    except ValueError:
+        raise MalformedResponse(
+            f"token response body is not JSON (HTTP {response.status})"
+        ) from None
+    if not isinstance(document, dict):
+        raise MalformedResponse("token response must be a JSON object")
+    return document
+
+
+def _error_from(
+    document: dict[str, Any], status: int
+) -> OAuthError | MalformedResponse:
+    error = document.get("error")
+    if not isinstance(error, str) or not error:
+        return MalformedResponse(
+            f"token endpoint failed with HTTP {status} and no error"
+        )
+    description = document.get("error_description")
+    return oauth_error(
+        sanitize(error, 64),
+        sanitize(description) if isinstance(description, str) else None,
+    )
+
+
+def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
+    access_token = document.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise MalformedResponse("'access_token' must be a non-empty string")
+
+    token_type = document.get("token_type")
+    if not isinstance(token_type, str):
+        raise MalformedResponse("'token_type' must be a string")
+    # Token types are case-insensitive (RFC 6749 section 5.1); flow only knows Bearer
+    # and must not use a type it does not understand (section 7.1).
+    if token_type.lower() != "bearer":
+        raise MalformedResponse(f"unsupported token_type {sanitize(token_type, 32)!r}")
+
+    expires_in = document.get("expires_in")
+    expires_at = None
+    if expires_in is not None:
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int | float)
+            or not math.isfinite(expires_in)
+            or expires_in <= 0
+        ):
+            raise MalformedResponse("'expires_in' must be a positive number")
+        expires_at = now + timedelta(seconds=expires_in)
+
+    optional: dict[str, str | None] = {}
+    for name in ("refresh_token", "id_token", "scope"):
+        value = document.get(name)
+        if name in document and not isinstance(value, str):
+            raise MalformedResponse(f"{name!r} must be a string when present")
+        optional[name] = value
+
+    return TokenResult(
+        access_token=access_token,
+        refresh_token=optional["refresh_token"] or None,
+        id_token=optional["id_token"] or None,
+        info=TokenInfo(
+            token_type="Bearer",  # noqa: S106 - a token type, not a secret
+            issued_at=now,
+            expires_at=expires_at,
+            scope=optional["scope"],
+        ),
+    )
