@@ -10,9 +10,34 @@ every captured text is searched for every canary.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 CANARIES: set[str] = set()
 CAPTURED: list[str] = []
+_playing_user = False
+
+
+@contextmanager
+def playing_the_user() -> Iterator[None]:
+    """Leave out stdlib log records while a test plays the user's browser.
+
+    The test's own user agent logs the URLs it follows (httpx at INFO, httpcore at
+    DEBUG), codes and state values included: that is the browser's traffic, not
+    flow's, so it is not scanned.
+    """
+    global _playing_user
+    _playing_user = True
+    try:
+        yield
+    finally:
+        _playing_user = False
+
+
+def capture_log_line(text: str) -> None:
+    """Keep a stdlib log line for the scan, unless a test is playing the user."""
+    if not _playing_user:
+        CAPTURED.append(text)
 
 
 def canary(kind: str) -> str:

@@ -28,7 +28,7 @@ EVENTS: list[dict[str, Any]] = []
 
 class _StdlibCapture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        canary.CAPTURED.append(self.format(record))
+        canary.capture_log_line(self.format(record))
 
 
 def pytest_configure(config: pytest.Config) -> None:
