@@ -10,7 +10,15 @@ from .metadata import (
     parse_metadata,
 )
 from .pkce import new_state, new_verifier, s256_challenge, state_digest
-from .token import TokenResult, basic_credentials, code_request, parse_token_response
+from .token import (
+    TokenResult,
+    basic_credentials,
+    check_revocation_response,
+    code_request,
+    parse_token_response,
+    refresh_request,
+    revocation_request,
+)
 
 __all__ = [
     "CallbackParams",
@@ -19,6 +27,7 @@ __all__ = [
     "TokenResult",
     "authorization_url",
     "basic_credentials",
+    "check_revocation_response",
     "code_request",
     "discovery_requests",
     "explicit_metadata",
@@ -28,6 +37,8 @@ __all__ = [
     "parse_callback",
     "parse_metadata",
     "parse_token_response",
+    "refresh_request",
+    "revocation_request",
     "s256_challenge",
     "state_digest",
     "verify_callback",

@@ -73,6 +73,12 @@ def authorization_url(
     params.update(extra or {})
 
     parts = urlsplit(server.authorization_endpoint)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    # The endpoint's own query is kept (RFC 6749 section 3.1), but never a second
+    # copy of a parameter flow sets: repeated parameters make requests ambiguous.
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in params
+    ]
     query.extend(params.items())
     return urlunsplit(parts._replace(query=urlencode(query), fragment=""))

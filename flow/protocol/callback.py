@@ -8,6 +8,7 @@ issuer and the state prove where it came from (RFC 9207 section 2.4).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -31,7 +32,9 @@ FORBIDDEN = frozenset(
     {"access_token", "id_token", "token", "response", "refresh_token"}
 )
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# A URL with a scheme, including private-use schemes of native apps
+# (``com.example.app:/cb``, RFC 8252 section 7.1).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 #: The longest callback query accepted, in characters.
 MAX_QUERY = 16 * 1024
@@ -74,13 +77,17 @@ def parse_callback(callback: str) -> CallbackParams:
         The parsed parameters.
 
     Raises:
-        CallbackError: When the query is too long or is not valid percent-encoded
-            UTF-8.
+        CallbackError: When the URL cannot be parsed, or the query is too long or
+            is not valid percent-encoded UTF-8.
     """
     if callback.startswith("?"):
         query = callback[1:]
     elif callback.startswith("/") or _URL.match(callback):
-        query = urlsplit(callback).query
+        try:
+            query = urlsplit(callback).query
+        except ValueError:
+            # urlsplit refuses some authorities, e.g. an unclosed "[" (IPv6).
+            raise CallbackError("callback URL cannot be parsed") from None
     else:
         query = callback
     if len(query) > MAX_QUERY:
@@ -131,7 +138,7 @@ def verify_callback(
         MissingCode: Neither a code nor an error.
     """
     names = params.names()
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
     if repeated:
         raise DuplicateParameter(f"callback repeats parameters {repeated}")
     carried = sorted(FORBIDDEN.intersection(names))
@@ -155,8 +162,10 @@ def verify_callback(
         raise StateMismatch("callback 'state' does not match the flow's")
 
     error = params.get("error")
-    if error is not None:
+    if error:
         raise _error_answer(error, params.get("error_description"))
+    if error is not None:
+        raise MissingCode("callback carries an empty 'error'")
 
     code = params.get("code")
     if not code:

@@ -47,7 +47,8 @@ def parse_metadata(response: HttpResponse, expected_issuer: str) -> ServerMetada
         raise MetadataError("metadata document is too large")
     try:
         document = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deep enough to exhaust the decoder's stack.
         raise MetadataError("metadata document is not JSON") from None
     if not isinstance(document, dict):
         raise MetadataError("metadata document must be a JSON object")
@@ -144,10 +145,14 @@ def check_url(value: str, name: str) -> None:
     Raises:
         MetadataError: Naming the field at fault.
     """
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        # urlsplit refuses some authorities, e.g. an unclosed "[" (IPv6).
+        raise MetadataError(f"{name} is not a parseable URL") from None
     loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
     secure = parts.scheme == "https" or (parts.scheme == "http" and loopback)
-    if secure and parts.netloc and not parts.fragment:
+    if secure and parts.hostname and not parts.fragment:
         return
     raise MetadataError(
         f"{name} must be an https URL without fragment (http only on loopback)"

@@ -125,7 +125,8 @@ def _json_object(response: HttpResponse) -> dict[str, Any]:
         )
     try:
         document = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deep enough to exhaust the decoder's stack.
         raise MalformedResponse(
             f"token response body is not JSON (HTTP {response.status})"
         ) from None
@@ -164,7 +165,7 @@ def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
 
     expires_in = document.get("expires_in")
     expires_at = None
-    if expires_in is not None:
+    if "expires_in" in document:  # absent means unknown; null is malformed
         if (
             isinstance(expires_in, bool)
             or not isinstance(expires_in, int | float)
@@ -172,7 +173,10 @@ def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
             or expires_in <= 0
         ):
             raise MalformedResponse("'expires_in' must be a positive number")
-        expires_at = now + timedelta(seconds=expires_in)
+        try:
+            expires_at = now + timedelta(seconds=expires_in)
+        except OverflowError:
+            raise MalformedResponse("'expires_in' is too large") from None
 
     optional: dict[str, str | None] = {}
     for name in ("refresh_token", "id_token", "scope"):
@@ -192,3 +196,66 @@ def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
             scope=optional["scope"],
         ),
     )
+
+
+def refresh_request(
+    server: ServerMetadata,
+    client: Client,
+    *,
+    client_secret: str | None,
+    refresh_token: str,
+) -> HttpRequest:
+    """The token request that uses a refresh token (RFC 6749 section 6).
+
+    No ``scope`` is sent, so the server grants the same scope as before.
+
+    Args:
+        server: The server snapshot the flow started with.
+        client: The client registration.
+        client_secret: The secret, for confidential clients.
+        refresh_token: The refresh token currently stored.
+
+    Returns:
+        A form POST to the token endpoint.
+    """
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return _authenticated(server.token_endpoint, client, client_secret, form)
+
+
+def revocation_request(
+    endpoint: str,
+    client: Client,
+    *,
+    client_secret: str | None,
+    token: str,
+    hint: str,
+) -> HttpRequest:
+    """A token revocation request (RFC 7009 section 2.1).
+
+    Args:
+        endpoint: The server's revocation endpoint.
+        client: The client registration; it authenticates as at the token endpoint.
+        client_secret: The secret, for confidential clients.
+        token: The token to revoke.
+        hint: ``refresh_token`` or ``access_token``.
+    """
+    form = {"token": token, "token_type_hint": hint}
+    return _authenticated(endpoint, client, client_secret, form)
+
+
+def check_revocation_response(response: HttpResponse) -> None:
+    """Accept a revocation answer: HTTP 200, whatever the body (RFC 7009 2.2).
+
+    Raises:
+        OAuthError: An RFC 7009 section 2.2.1 error answer, typed by its code.
+        MalformedResponse: Any other failure.
+    """
+    if response.status == 200:
+        return
+    try:
+        document = _json_object(response)
+    except MalformedResponse:
+        raise MalformedResponse(
+            f"revocation endpoint answered HTTP {response.status}"
+        ) from None
+    raise _error_from(document, response.status)
