@@ -34,7 +34,24 @@ def holds_access_token(record: FlowRecord, now: datetime) -> bool:
     return bool(record.secrets.access_token)
 
 
+def holds_refresh_token(record: FlowRecord, now: datetime) -> bool:
+    """A refresh token is stored."""
+    return bool(record.secrets.refresh_token)
+
+
+def lacks_refresh_token(record: FlowRecord, now: datetime) -> bool:
+    """No refresh token is stored, so the credential cannot outlive its token."""
+    return not record.secrets.refresh_token
+
+
 GUARDS: Mapping[str, Guard] = {
     guard.__name__: guard
-    for guard in (within_ttl, ttl_elapsed, holds_code, holds_access_token)
+    for guard in (
+        within_ttl,
+        ttl_elapsed,
+        holds_code,
+        holds_access_token,
+        holds_refresh_token,
+        lacks_refresh_token,
+    )
 }

@@ -119,7 +119,9 @@ class FlowMachine:
         proposed = replace(record, **changes) if changes else record
         cursor = _Cursor(proposed, now)
         event = self._machine.events.get(trigger)
-        if event is None:
+        # transitions raises ValueError for a state it does not know; a record in a
+        # state this spec never declared is as illegal as an undeclared trigger.
+        if event is None or record.state not in self.spec.states:
             raise IllegalTransition(
                 flow_id=record.id, state=record.state, trigger=trigger
             )

@@ -89,7 +89,9 @@ class TransitionSchema(_Strict):
     source = fields.String(required=True)
     dest = fields.String(required=True)
     at = _when(required=True)
-    detail = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    detail = fields.Dict(
+        keys=fields.String(), values=fields.Raw(allow_none=True), required=True
+    )
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> Transition:
@@ -131,7 +133,9 @@ class FlowRecordSchema(_Strict):
     lease_until = _when(required=True, allow_none=True)
     reason = fields.String(required=True, allow_none=True)
     token = fields.Nested(TokenInfoSchema, required=True, allow_none=True)
-    context = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    context = fields.Dict(
+        keys=fields.String(), values=fields.Raw(allow_none=True), required=True
+    )
     history = fields.List(fields.Nested(TransitionSchema), required=True)
     secrets = fields.Nested(SecretsSchema, required=True)
 
@@ -196,7 +200,8 @@ def decode(
         document = json.loads(body)
         document["secrets"] = json.loads(secrets)
         record: FlowRecord = _SCHEMA.load(document)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
+        # RecursionError: json gives up on arrays or objects nested too deeply.
         raise CorruptRecord(
             f"stored record is not valid JSON ({type(exc).__name__})", flow_id=flow_id
         ) from None

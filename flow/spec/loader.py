@@ -76,6 +76,10 @@ def load_spec(path: str | Path) -> FlowSpec:
         raise SpecError(
             file, [Problem("<file>", exc.strerror or "unreadable")]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            file, [Problem("<file>", f"not UTF-8 text (byte {exc.start})")]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -99,9 +103,13 @@ def spec_path(name: str) -> Path:
     raise SpecError(name, [Problem("<file>", "no bundled flow spec with this name")])
 
 
-@functools.cache
 def builtin_spec(name: str = "authorization_code") -> FlowSpec:
     """The bundled spec called ``name``, loaded once per process."""
+    return _builtin(name)
+
+
+@functools.cache
+def _builtin(name: str) -> FlowSpec:
     return load_spec(spec_path(name))
 
 

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,12 @@ CREATE INDEX IF NOT EXISTS flows_state ON flows (state, updated_at);
 """
 
 _COLUMNS = "id, version, state, spec, provider, state_hash, expires_at, updated_at"
+
+
+def _sortable(when: datetime) -> str:
+    # list() orders by these text columns: one offset and one width make the text
+    # order the time order (12:00+00:00 is later than 13:30+02:00).
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class SQLiteStore:
@@ -106,6 +113,7 @@ class SQLiteStore:
             "SELECT value FROM flow_meta WHERE key = 'schema_version'"
         ).fetchone()
         if row is None or int(row[0]) > STORE_SCHEMA_VERSION:
+            self._db.close()
             raise StoreError(
                 f"store schema version {row and row[0]} is newer than this flow "
                 f"({STORE_SCHEMA_VERSION}); upgrade flow"
@@ -119,10 +127,11 @@ class SQLiteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def pragma(self, name: str) -> str:
         """The current value of a PRAGMA, for checks and diagnostics."""
@@ -184,8 +193,8 @@ class SQLiteStore:
             record.spec,
             record.provider,
             record.state_hash,
-            record.expires_at.isoformat(),
-            record.updated_at.isoformat(),
+            _sortable(record.expires_at),
+            _sortable(record.updated_at),
         )
 
     def _one(self, where: str, value: str, missing: str) -> FlowRecord:
