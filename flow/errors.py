@@ -26,6 +26,7 @@ __all__ = [
     "FlowError",
     "FlowExpired",
     "FlowNotFound",
+    "FlowNotReady",
     "GuardRejected",
     "IllegalTransition",
     "IndeterminateExchange",
@@ -40,6 +41,7 @@ __all__ = [
     "OAuthError",
     "Problem",
     "ProviderError",
+    "ReauthRequired",
     "ServerError",
     "SpecError",
     "StateMismatch",
@@ -178,6 +180,12 @@ class FlowNotFound(CallerError):
     reason = "unknown_flow"
 
 
+class FlowNotReady(CallerError):
+    """The flow holds no usable credential in its current state."""
+
+    reason = "not_ready"
+
+
 class FlowExpired(CallerError):
     """The flow's time-to-live ran out before the callback arrived."""
 
@@ -227,6 +235,21 @@ class ProviderError(FlowError):
     """The authorization server's answer is an error or cannot be trusted."""
 
     reason = "provider_error"
+
+
+class ReauthRequired(ProviderError):
+    """The credential cannot be refreshed any more: the user must log in again.
+
+    The reason code says why: ``invalid_grant`` (the provider refused the refresh
+    token), ``refresh_indeterminate`` (a refresh may have rotated the token without
+    the answer being recorded) or ``access_token_expired`` (no refresh token).
+    """
+
+    reason = "reauth_required"
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class MetadataError(ProviderError):

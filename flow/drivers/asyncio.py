@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -15,7 +16,10 @@ from ..protocol import HttpRequest, HttpResponse
 from ..record import JSON, Client, FlowRecord, ServerMetadata
 from ..stores import AsyncStore, Store, ThreadedStore
 from . import _http
-from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send
+from ._locks import FlowLocks
+from .access import AsyncFlowAuth
+from .credential import DEFAULT_LEEWAY
+from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send, Sleep
 from .engine import Engine, Outcome, Started
 
 T = TypeVar("T")
@@ -45,6 +49,7 @@ class AsyncDriver:
             else ThreadedStore(cast(Store, store))
         )
         self.engine = engine or Engine()
+        self._locks = FlowLocks(asyncio.Lock)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(
             timeout=_http.DEFAULT_TIMEOUT, follow_redirects=False
@@ -106,6 +111,47 @@ class AsyncDriver:
         """The stored flow with this id."""
         return await self.store.load(flow_id)
 
+    async def credential(
+        self,
+        flow_id: str,
+        *,
+        leeway: timedelta = DEFAULT_LEEWAY,
+        rejected: str | None = None,
+    ) -> FlowRecord:
+        """See :meth:`flow.Driver.credential`."""
+        slot = self._locks.slot(flow_id)
+        async with slot.lock:
+            return await self._run(
+                self.engine.access(flow_id, leeway=leeway, rejected=rejected)
+            )
+
+    async def access_token(
+        self, flow_id: str, *, leeway: timedelta = DEFAULT_LEEWAY
+    ) -> str:
+        """See :meth:`flow.Driver.access_token`."""
+        record = await self.credential(flow_id, leeway=leeway)
+        assert record.secrets.access_token is not None
+        return record.secrets.access_token
+
+    async def refresh(self, flow_id: str) -> FlowRecord:
+        """See :meth:`flow.Driver.refresh`."""
+        current = (await self.get(flow_id)).secrets.access_token
+        return await self.credential(flow_id, rejected=current)
+
+    async def revoke(self, flow_id: str) -> FlowRecord:
+        """See :meth:`flow.Driver.revoke`."""
+        return await self._run(self.engine.revoke(flow_id))
+
+    async def cancel(self, flow_id: str) -> FlowRecord:
+        """See :meth:`flow.Driver.cancel`."""
+        return await self._run(self.engine.cancel(flow_id))
+
+    def auth(
+        self, flow_id: str, *, leeway: timedelta = DEFAULT_LEEWAY
+    ) -> AsyncFlowAuth:
+        """An ``httpx.Auth`` for ``httpx.AsyncClient`` that sends this flow's token."""
+        return AsyncFlowAuth(self, flow_id, leeway=leeway)
+
     async def _run(self, program: Program[T]) -> T:
         value: object = None
         error: FlowError | None = None
@@ -128,6 +174,8 @@ class AsyncDriver:
                         value = await self.store.find_by_state(state_hash)
                     case Send(request):
                         value = await self._send(request)
+                    case Sleep(seconds):
+                        await asyncio.sleep(seconds)
             except FlowError as exc:
                 error = exc
         program.close()

@@ -46,7 +46,15 @@ class Send:
     request: HttpRequest
 
 
-Effect = Insert | Save | Load | FindByState | Send
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before looking again (another process holds the flow); answers
+    ``None``."""
+
+    seconds: float
+
+
+Effect = Insert | Save | Load | FindByState | Send | Sleep
 
 T = TypeVar("T")
 
@@ -54,4 +62,5 @@ T = TypeVar("T")
 Program = Generator[Effect, object, T]
 
 #: No operation needs more effects than this; a runner stops a program past it.
-MAX_EFFECTS = 64
+#: Waiting for another process's refresh takes the most: a poll is two effects.
+MAX_EFFECTS = 1024

@@ -50,6 +50,7 @@ from ..protocol import (
 )
 from ..protocol.callback import CallbackParams
 from ..record import JSON, AuthMethod, Client, FlowRecord, Secrets, ServerMetadata
+from . import credential
 from .effects import FindByState, Insert, Load, Program, Save, Send
 
 #: How long a started flow waits for its callback, by default.
@@ -127,6 +128,26 @@ class Engine:
         self.ttl = ttl
         self.exchange_lease = exchange_lease
         self.new_id = new_id or (lambda: str(uuid.uuid4()))
+
+    # Credential --------------------------------------------------------------------
+
+    def access(
+        self,
+        flow_id: str,
+        *,
+        leeway: timedelta = credential.DEFAULT_LEEWAY,
+        rejected: str | None = None,
+    ) -> Program[FlowRecord]:
+        """See :func:`flow.drivers.credential.access`."""
+        return credential.access(self, flow_id, leeway=leeway, rejected=rejected)
+
+    def revoke(self, flow_id: str) -> Program[FlowRecord]:
+        """See :func:`flow.drivers.credential.revoke`."""
+        return credential.revoke(self, flow_id)
+
+    def cancel(self, flow_id: str) -> Program[FlowRecord]:
+        """See :func:`flow.drivers.credential.cancel`."""
+        return credential.cancel(self, flow_id)
 
     # Discovery -------------------------------------------------------------------
 

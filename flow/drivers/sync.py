@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -14,7 +16,10 @@ from ..protocol import HttpRequest, HttpResponse
 from ..record import JSON, Client, FlowRecord, ServerMetadata
 from ..stores import Store
 from . import _http
-from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send
+from ._locks import FlowLocks
+from .access import FlowAuth
+from .credential import DEFAULT_LEEWAY
+from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send, Sleep
 from .engine import Engine, Outcome, Started
 
 T = TypeVar("T")
@@ -39,6 +44,7 @@ class Driver:
     ) -> None:
         self.store = store
         self.engine = engine or Engine()
+        self._locks = FlowLocks(threading.Lock)
         self._own_http = http is None
         self.http = http or httpx.Client(
             timeout=_http.DEFAULT_TIMEOUT, follow_redirects=False
@@ -138,6 +144,57 @@ class Driver:
         """The stored flow with this id."""
         return self.store.load(flow_id)
 
+    def credential(
+        self,
+        flow_id: str,
+        *,
+        leeway: timedelta = DEFAULT_LEEWAY,
+        rejected: str | None = None,
+    ) -> FlowRecord:
+        """The flow with a usable access token, refreshed first when needed.
+
+        Callers in this process that ask at once cause one refresh: they wait for
+        each other here, and across processes for the store's ``refreshing`` lease.
+
+        Args:
+            flow_id: A flow in ``api_ready``.
+            leeway: Refresh when the token expires within this time.
+            rejected: An access token the API refused with 401: refreshed once if
+                it is still the stored one.
+
+        Raises:
+            ReauthRequired: The credential cannot be refreshed; log in again.
+            FlowNotReady: The flow holds no credential in its state.
+        """
+        slot = self._locks.slot(flow_id)
+        with slot.lock:
+            return self._run(
+                self.engine.access(flow_id, leeway=leeway, rejected=rejected)
+            )
+
+    def access_token(self, flow_id: str, *, leeway: timedelta = DEFAULT_LEEWAY) -> str:
+        """A valid access token for ``flow_id``, refreshing when needed."""
+        token = self.credential(flow_id, leeway=leeway).secrets.access_token
+        assert token is not None  # api_ready guarantees it (holds_access_token)
+        return token
+
+    def refresh(self, flow_id: str) -> FlowRecord:
+        """Refresh now, whatever the expiry says."""
+        current = self.get(flow_id).secrets.access_token
+        return self.credential(flow_id, rejected=current)
+
+    def revoke(self, flow_id: str) -> FlowRecord:
+        """Revoke the credential at the provider and erase it (RFC 7009)."""
+        return self._run(self.engine.revoke(flow_id))
+
+    def cancel(self, flow_id: str) -> FlowRecord:
+        """End a flow whose user will not come back."""
+        return self._run(self.engine.cancel(flow_id))
+
+    def auth(self, flow_id: str, *, leeway: timedelta = DEFAULT_LEEWAY) -> FlowAuth:
+        """An ``httpx.Auth`` that sends this flow's access token."""
+        return FlowAuth(self, flow_id, leeway=leeway)
+
     def _run(self, program: Program[T]) -> T:
         value: object = None
         error: FlowError | None = None
@@ -160,6 +217,8 @@ class Driver:
                         value = self.store.find_by_state(state_hash)
                     case Send(request):
                         value = self._send(request)
+                    case Sleep(seconds):
+                        time.sleep(seconds)
             except FlowError as exc:
                 error = exc
         program.close()
