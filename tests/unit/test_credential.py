@@ -13,7 +13,7 @@ import pytest
 
 from flow import AuthMethod, Driver, SQLiteStore
 from flow.drivers import AsyncDriver
-from flow.drivers.effects import Send
+from flow.drivers.effects import Effect, Program, Send
 from flow.errors import (
     FlowNotReady,
     ReauthRequired,
@@ -41,7 +41,7 @@ class Provider:
 
     rotate: bool = True
     refresh_answer: httpx.Response | None = None
-    refresh_error: type[httpx.HTTPError] | None = None
+    refresh_error: type[httpx.TransportError] | None = None
     grants: list[str] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     api_calls: list[httpx.Request] = field(default_factory=list)
@@ -341,7 +341,7 @@ def test_refresh_abandoned_mid_flight_is_never_sent_again(
     assert provider.grants == ["authorization_code"]
 
 
-def _once(effect: object) -> object:
+def _once(effect: Effect) -> Program[object]:
     return (yield effect)
 
 
