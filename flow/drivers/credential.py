@@ -120,9 +120,12 @@ def access(
         events.log_committed(engine.spec, nxt)
         owned = nxt.state == "refreshing"
         record = nxt
-        rejected = None  # a refresh happened; the new token is not the rejected one
         if error is not None:
             raise error.attach(flow_id=record.id, state=record.state)
+        if record.state == "api_ready":
+            # One refresh per call, even if the new token is already inside the
+            # leeway: a short-lived token must not make a refresh loop.
+            return record
 
     raise FlowError("credential did not settle", flow_id=flow_id, state=record.state)
 

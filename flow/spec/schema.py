@@ -117,8 +117,12 @@ def flatten_messages(messages: Any, path: str = "") -> list[Problem]:
     if isinstance(messages, Mapping):
         problems = []
         for key, value in messages.items():
-            if key == "_schema":
+            if key in ("_schema", "value"):
+                # "value" is marshmallow's wrapper for a dict entry's own errors.
                 problems.extend(flatten_messages(value, path))
+                continue
+            if key == "key":
+                problems.extend(flatten_messages(value, f"{path} (name)"))
                 continue
             if isinstance(key, int):
                 child = f"{path}[{key}]"

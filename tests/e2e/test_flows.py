@@ -54,9 +54,9 @@ def public(port: int = 53124) -> Client:
     return Client(PUBLIC_CLIENT_ID, redirect, AuthMethod.NONE)
 
 
-def login(browser: Browser, started: flow.Started, **kwargs: bool) -> str:
+def login(browser: Browser, started: flow.Started, *, consent: bool = True) -> str:
     with canary.playing_the_user():
-        callback = browser.login(started.authorization_url, **kwargs)
+        callback = browser.login(started.authorization_url, consent=consent)
     params = parse_qs(urlsplit(callback).query)
     canary.register(*params.get("code", []), *params.get("state", []))
     return callback
@@ -81,7 +81,10 @@ def tokens_of(record: flow.FlowRecord) -> str:
     "method", [AuthMethod.CLIENT_SECRET_BASIC, AuthMethod.CLIENT_SECRET_POST]
 )
 def test_confidential_client_reaches_api_access(
-    auth_server: AuthServer, store: flow.SQLiteStore, browser: Browser, method: AuthMethod
+    auth_server: AuthServer,
+    store: flow.SQLiteStore,
+    browser: Browser,
+    method: AuthMethod,
 ) -> None:
     with flow.Driver(store) as driver:
         started = driver.start(

@@ -213,7 +213,7 @@ MALFORMED: list[tuple[str, Mutation, str, str]] = [
     (
         "state without description",
         _drop(("states", "denied", "description")),
-        "states.denied.value.description",
+        "states.denied.description",
         "missing data for required field",
     ),
     (
@@ -243,7 +243,7 @@ MALFORMED: list[tuple[str, Mutation, str, str]] = [
     (
         "unknown kind",
         _set(("states", "awaiting_login", "kind"), "sleeping"),
-        "states.awaiting_login.value.kind",
+        "states.awaiting_login.kind",
         "must be one of: working, waiting, terminal",
     ),
     (
@@ -261,7 +261,7 @@ MALFORMED: list[tuple[str, Mutation, str, str]] = [
     (
         "state name not snake_case",
         _set(("states", "Bad-Name"), {"kind": "working", "description": "x"}),
-        "states.Bad-Name.key",
+        "states.Bad-Name (name)",
         "must be snake_case",
     ),
     (
@@ -304,7 +304,7 @@ MALFORMED: list[tuple[str, Mutation, str, str]] = [
     (
         "unknown key in a state",
         _set(("states", "failed", "colour"), "red"),
-        "states.failed.value.colour",
+        "states.failed.colour",
         "unknown field",
     ),
     (
@@ -366,7 +366,7 @@ def test_several_problems_are_all_reported() -> None:
 
     assert has_problem(problems, "version", "not a valid integer")
     assert has_problem(problems, "colour", "unknown field")
-    assert has_problem(problems, "states.failed.value.description", "missing data")
+    assert has_problem(problems, "states.failed.description", "missing data")
 
 
 def test_several_graph_problems_are_all_reported() -> None:
