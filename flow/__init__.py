@@ -13,6 +13,7 @@ callback in any process that reaches the same store::
 """
 
 from .drivers import AsyncDriver, Driver, Engine, Outcome, Started
+from .drivers.access import AsyncFlowAuth, FlowAuth
 from .errors import (
     AccessDenied,
     CallbackError,
@@ -23,6 +24,7 @@ from .errors import (
     FlowError,
     FlowExpired,
     FlowNotFound,
+    FlowNotReady,
     IllegalTransition,
     IndeterminateExchange,
     InvalidClient,
@@ -32,6 +34,7 @@ from .errors import (
     MetadataError,
     OAuthError,
     ProviderError,
+    ReauthRequired,
     SpecError,
     StateMismatch,
     StoreError,
@@ -55,6 +58,7 @@ from .stores import (
 __all__ = [
     "AccessDenied",
     "AsyncDriver",
+    "AsyncFlowAuth",
     "AsyncStore",
     "AuthMethod",
     "CallbackError",
@@ -65,10 +69,12 @@ __all__ = [
     "Driver",
     "Engine",
     "EnvironmentError_",
+    "FlowAuth",
     "FlowError",
     "FlowExpired",
     "FlowMachine",
     "FlowNotFound",
+    "FlowNotReady",
     "FlowRecord",
     "FlowSpec",
     "IllegalTransition",
@@ -82,6 +88,7 @@ __all__ = [
     "OAuthError",
     "Outcome",
     "ProviderError",
+    "ReauthRequired",
     "SQLiteStore",
     "ServerMetadata",
     "SpecError",
