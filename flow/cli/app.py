@@ -22,6 +22,7 @@ from ..errors import ConfigurationError, FlowError, SpecError
 from ..machine import diagram_document, mermaid
 from ..machine.diagram import write_diagrams
 from ..protocol import explicit_metadata
+from ..providers import default_catalog
 from ..record import AuthMethod, Client, ServerMetadata
 from ..spec import builtin_spec, load_spec
 from . import output
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .login import cmd_login
 
     login = command("login", cmd_login, "log in through the browser (loopback)")
+    login.add_argument(
+        "provider_name", nargs="?", metavar="PROVIDER", help="a catalog provider"
+    )
     _server_flags(login)
     _client_flags(login, redirect_required=False)
     login.add_argument("--no-browser", action="store_true", help="only print the URL")
@@ -136,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check", cmd_check, "validate spec files and list every problem")
     check.add_argument("files", nargs="+", type=Path)
 
+    from .providers import cmd_providers
+
+    providers = command("providers", cmd_providers, "list or show catalog providers")
+    providers.add_argument(
+        "action", nargs="?", choices=["list", "show"], default="list"
+    )
+    providers.add_argument("name", nargs="?", help="the provider to show")
+
     from .demo import cmd_demo
 
     command("demo", cmd_demo, "run a complete flow against a local sandbox server")
@@ -150,7 +162,16 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revocation-endpoint", metavar="URL")
     group.add_argument("--userinfo-endpoint", metavar="URL")
     group.add_argument(
-        "--provider", metavar="NAME", help="a short name for the provider in listings"
+        "--provider",
+        metavar="NAME",
+        help="a catalog provider (see flow providers), or a label for listings",
+    )
+    group.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a provider parameter such as tenant=consumers (repeatable)",
     )
 
 
@@ -174,11 +195,16 @@ def _client_flags(parser: argparse.ArgumentParser, *, redirect_required: bool) -
         "--scope", action="append", default=[], help="a scope to request (repeatable)"
     )
     group.add_argument(
-        "--param",
+        "--auth-param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an extra authorization parameter (repeatable)",
+        help="an extra authorization request parameter (repeatable)",
+    )
+    group.add_argument(
+        "--no-offline",
+        action="store_true",
+        help="do not ask the provider for a refresh token",
     )
     group.add_argument(
         "--ttl",
@@ -195,20 +221,36 @@ def _client_flags(parser: argparse.ArgumentParser, *, redirect_required: bool) -
 def client_from(
     args: argparse.Namespace, redirect_uri: str
 ) -> tuple[Client, str | None]:
-    """The client registration and secret named by the flags."""
+    """The client registration and secret named by the flags.
+
+    Without ``--auth-method``: ``flow login`` registers a desktop (public) client;
+    ``flow start`` a confidential one when a secret is given, authenticating the
+    way the catalog provider prefers.
+    """
     secret = args.client_secret or os.environ.get(SECRET_ENV) or None
+    catalog = default_catalog()
     if args.auth_method:
         method = AuthMethod(args.auth_method)
+    elif secret and args.command != "login":
+        preferred = (
+            catalog.get(args.provider).client_auth[0]
+            if args.provider in catalog
+            else AuthMethod.CLIENT_SECRET_BASIC
+        )
+        method = preferred
     else:
-        method = AuthMethod.CLIENT_SECRET_BASIC if secret else AuthMethod.NONE
+        method = AuthMethod.NONE
     return Client(args.client_id, redirect_uri, method), secret
 
 
-def server_from(args: argparse.Namespace, driver: Driver) -> ServerMetadata:
-    """The server named by ``--issuer`` (discovered) or the endpoint flags."""
-    if args.issuer and not args.authorization_endpoint:
-        return driver.discover(args.issuer)
-    if args.authorization_endpoint and args.token_endpoint:
+def server_from(args: argparse.Namespace) -> ServerMetadata | str | None:
+    """The server: endpoint flags, an ``--issuer`` to discover, or none (the
+    catalog provider named by ``--provider`` knows its endpoints)."""
+    if args.authorization_endpoint or args.token_endpoint:
+        if not (args.authorization_endpoint and args.token_endpoint):
+            raise ConfigurationError(
+                "give both --authorization-endpoint and --token-endpoint"
+            )
         return explicit_metadata(
             issuer=args.issuer,
             authorization_endpoint=args.authorization_endpoint,
@@ -216,21 +258,25 @@ def server_from(args: argparse.Namespace, driver: Driver) -> ServerMetadata:
             revocation_endpoint=args.revocation_endpoint,
             userinfo_endpoint=args.userinfo_endpoint,
         )
-    raise ConfigurationError(
-        "name the server with --issuer URL, or with --authorization-endpoint and "
-        "--token-endpoint"
-    )
+    if args.issuer:
+        return str(args.issuer)
+    if not args.provider:
+        raise ConfigurationError(
+            "name the server with --provider NAME, --issuer URL, or "
+            "--authorization-endpoint and --token-endpoint"
+        )
+    return None
 
 
-def extra_params(args: argparse.Namespace) -> dict[str, str]:
-    """``--param NAME=VALUE`` flags as a mapping."""
-    params = {}
-    for item in args.param:
+def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` flags as a mapping."""
+    values = {}
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ConfigurationError(f"--param expects NAME=VALUE, got {item!r}")
-        params[name] = value
-    return params
+            raise ConfigurationError(f"{flag} expects NAME=VALUE, got {item!r}")
+        values[name] = value
+    return values
 
 
 def start_flow(args: argparse.Namespace, driver: Driver, redirect_uri: str) -> Any:
@@ -238,11 +284,13 @@ def start_flow(args: argparse.Namespace, driver: Driver, redirect_uri: str) -> A
     client, secret = client_from(args, redirect_uri)
     return driver.start(
         client,
-        server_from(args, driver),
+        server_from(args),
         client_secret=secret,
         scopes=args.scope,
         provider=args.provider,
-        extra_params=extra_params(args),
+        params=pairs(args.param, "--param"),
+        offline=not args.no_offline,
+        extra_params=pairs(args.auth_param, "--auth-param"),
         ttl=timedelta(seconds=args.ttl),
     )
 

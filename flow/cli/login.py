@@ -124,6 +124,10 @@ def _open_browser(url: str) -> bool:
 
 def cmd_login(args: argparse.Namespace, out: output.Output) -> int:
     """Log in through the system browser and a loopback redirect."""
+    if args.provider_name:
+        if args.provider and args.provider != args.provider_name:
+            raise ConfigurationError("name the provider once")
+        args.provider = args.provider_name
     port, path = 0, "/callback"
     if args.redirect_uri:
         parts = urlsplit(args.redirect_uri)

@@ -78,18 +78,18 @@ class AsyncDriver:
     async def start(
         self,
         client: Client,
-        server: ServerMetadata | str,
+        server: ServerMetadata | str | None = None,
         *,
         client_secret: str | None = None,
         scopes: Sequence[str] = (),
         provider: str | None = None,
+        params: Mapping[str, str] | None = None,
+        offline: bool = True,
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
     ) -> Started:
         """See :meth:`flow.Driver.start`."""
-        if isinstance(server, str):
-            server = await self.discover(server)
         return await self._run(
             self.engine.start(
                 client,
@@ -97,6 +97,8 @@ class AsyncDriver:
                 client_secret=client_secret,
                 scopes=scopes,
                 provider=provider,
+                params=params,
+                offline=offline,
                 context=context,
                 extra_params=extra_params,
                 ttl=ttl,

@@ -143,11 +143,13 @@ def _refresh(
     engine: Engine, record: FlowRecord
 ) -> Program[tuple[FlowRecord, FlowError | None]]:
     secrets = record.secrets
+    handling = engine.token_handling(record.provider)
     request = refresh_request(
         record.server,
         record.client,
-        client_secret=secrets.client_secret,
+        client_secret=handling.secret_for(record),
         refresh_token=secrets.refresh_token or "",
+        headers=handling.headers,
     )
     try:
         response = cast(HttpResponse, (yield Send(request)))
@@ -164,7 +166,7 @@ def _refresh(
 
     now = engine.clock()
     try:
-        result = parse_token_response(response, now)
+        result = parse_token_response(response, now, handling.rules, handling.hooks)
     except OAuthError as exc:
         if exc.reason != "invalid_grant":
             return _keep(engine, record, now, exc.reason), exc
@@ -249,6 +251,7 @@ def revoke(engine: Engine, flow_id: str) -> Program[FlowRecord]:
                 flow_id=record.id,
                 state=record.state,
             )
+        handling = engine.token_handling(record.provider)
         endpoint = record.server.revocation_endpoint
         secrets = record.secrets
         if endpoint is not None:
@@ -261,7 +264,7 @@ def revoke(engine: Engine, flow_id: str) -> Program[FlowRecord]:
                 request = revocation_request(
                     endpoint,
                     record.client,
-                    client_secret=secrets.client_secret,
+                    client_secret=handling.secret_for(record),
                     token=token,
                     hint=hint,
                 )

@@ -49,7 +49,16 @@ from ..protocol import (
     verify_callback,
 )
 from ..protocol.callback import CallbackParams
-from ..record import JSON, AuthMethod, Client, FlowRecord, Secrets, ServerMetadata
+from ..providers import (
+    Catalog,
+    Provider,
+    bind_params,
+    default_catalog,
+    render,
+    static_metadata,
+)
+from ..providers.apply import TokenHandling, plan_start, token_handling
+from ..record import JSON, Client, FlowRecord, Secrets, ServerMetadata
 from . import credential
 from .effects import FindByState, Insert, Load, Program, Save, Send
 
@@ -111,6 +120,7 @@ class Engine:
         ttl: How long a started flow waits for its callback.
         exchange_lease: How long an exchange belongs to the process that began it.
         new_id: Makes flow ids.
+        catalog: The provider catalog; the bundled one by default.
     """
 
     def __init__(
@@ -121,6 +131,7 @@ class Engine:
         ttl: timedelta = DEFAULT_TTL,
         exchange_lease: timedelta = DEFAULT_LEASE,
         new_id: Callable[[], str] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.machine = machine or default_machine()
         self.spec = self.machine.spec
@@ -128,6 +139,14 @@ class Engine:
         self.ttl = ttl
         self.exchange_lease = exchange_lease
         self.new_id = new_id or (lambda: str(uuid.uuid4()))
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        """The provider catalog, loaded on first use."""
+        if self._catalog is None:
+            self._catalog = default_catalog()
+        return self._catalog
 
     # Credential --------------------------------------------------------------------
 
@@ -165,38 +184,57 @@ class Engine:
     def start(
         self,
         client: Client,
-        server: ServerMetadata,
+        server: ServerMetadata | str | None = None,
         *,
         client_secret: str | None = None,
         scopes: Sequence[str] = (),
         provider: str | None = None,
+        params: Mapping[str, str] | None = None,
+        offline: bool = True,
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
     ) -> Program[Started]:
-        """Create a flow, commit it in the waiting state, and return its URL."""
-        if client.auth_method is not AuthMethod.NONE and not client_secret:
-            raise ConfigurationError(
-                f"client authentication {client.auth_method.value!r} needs a "
-                "client_secret; use auth_method 'none' for a public client"
-            )
+        """Create a flow, commit it in the waiting state, and return its URL.
+
+        The server is given as metadata, as an issuer URL to discover, or left out
+        when ``provider`` names a catalog provider (whose ``params`` fill its URL
+        templates). Every argument is checked before any request is sent.
+        """
+        spec = self._catalog_provider(provider, params)
+        plan = plan_start(
+            spec,
+            client,
+            client_secret=client_secret,
+            scopes=scopes,
+            extra=extra_params,
+            offline=offline,
+        )
+        if server is None:
+            server = yield from self._provider_server(spec, params or {})
+        elif isinstance(server, str):
+            server = yield from self.discover(server)
+
         now = self.clock()
-        state, verifier = new_state(), new_verifier()
+        state = new_state()
+        verifier = new_verifier() if plan.pkce else None
         url = authorization_url(
             server,
             client,
             state=state,
             verifier=verifier,
-            scopes=scopes,
-            extra=extra_params,
+            scopes=plan.scopes,
+            extra=plan.extra,
+            scope_separator=plan.scope_separator,
         )
+        scopes = plan.scopes
         initial = FlowRecord(
             id=self.new_id(),
             spec=self.spec.name,
             spec_version=self.spec.version,
             state=self.spec.initial,
             version=0,
-            provider=provider or _host(server.issuer),
+            provider=(spec.id if spec else provider) or _host(server.issuer),
             server=server,
             client=client,
             scopes=tuple(scopes),
@@ -218,6 +256,40 @@ class Engine:
         events.log_started(record)
         events.log_committed(self.spec, record)
         return Started(record.id, url, record.state, record.expires_at)
+
+    def _catalog_provider(
+        self, provider: str | None, params: Mapping[str, str] | None
+    ) -> Provider | None:
+        if provider is not None and provider in self.catalog:
+            spec = self.catalog.get(provider)
+            bind_params(spec, params or {})
+            return spec
+        if params:
+            raise ConfigurationError(
+                f"parameters {sorted(params)} need a catalog provider; "
+                f"{provider!r} is not one"
+            )
+        return None
+
+    def _provider_server(
+        self, spec: Provider | None, params: Mapping[str, str]
+    ) -> Program[ServerMetadata]:
+        if spec is None:
+            raise ConfigurationError(
+                "name the server: metadata, an issuer URL, or a catalog provider"
+            )
+        values = bind_params(spec, params)
+        if spec.endpoints.authorization and spec.endpoints.token:
+            return static_metadata(spec, values)
+        issuer = render(spec.issuer, values)
+        if issuer is None:
+            raise ConfigurationError(f"provider {spec.id!r} declares no issuer")
+        return (yield from self.discover(issuer))
+
+    def token_handling(self, provider: str) -> TokenHandling:
+        """How token requests and answers go for a flow's provider."""
+        spec = self.catalog.get(provider) if provider in self.catalog else None
+        return token_handling(spec)
 
     # Resume ------------------------------------------------------------------------
 
@@ -315,12 +387,14 @@ class Engine:
         self, record: FlowRecord
     ) -> Program[tuple[FlowRecord, FlowError | None]]:
         secrets = record.secrets
+        handling = self.token_handling(record.provider)
         request = code_request(
             record.server,
             record.client,
-            client_secret=secrets.client_secret,
+            client_secret=handling.secret_for(record),
             code=secrets.code or "",
-            verifier=secrets.code_verifier or "",
+            verifier=secrets.code_verifier,
+            headers=handling.headers,
         )
         try:
             response = cast(HttpResponse, (yield Send(request)))
@@ -337,7 +411,7 @@ class Engine:
 
         now = self.clock()
         try:
-            result = parse_token_response(response, now)
+            result = parse_token_response(response, now, handling.rules, handling.hooks)
         except (OAuthError, MalformedResponse) as exc:
             detail = {"http_status": response.status}
             return self._end(record, "fail", now, reason=exc.reason, detail=detail), exc

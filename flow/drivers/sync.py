@@ -78,11 +78,13 @@ class Driver:
     def start(
         self,
         client: Client,
-        server: ServerMetadata | str,
+        server: ServerMetadata | str | None = None,
         *,
         client_secret: str | None = None,
         scopes: Sequence[str] = (),
         provider: str | None = None,
+        params: Mapping[str, str] | None = None,
+        offline: bool = True,
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
@@ -91,11 +93,16 @@ class Driver:
 
         Args:
             client: The client registration.
-            server: The server's metadata, or its issuer URL to discover it.
-            client_secret: The secret of a confidential client.
-            scopes: Scopes to request.
-            provider: A short name for logs and listings; the issuer's host if
-                omitted.
+            server: The server's metadata, or its issuer URL to discover it; may
+                be left out when ``provider`` names a catalog provider.
+            client_secret: The secret of a confidential client (and of a
+                desktop client whose provider wants it, such as Google).
+            scopes: Scopes to request; the provider's defaults when empty.
+            provider: A catalog provider id (``google``, ``microsoft``, ...),
+                whose quirks then apply; otherwise a short name for logs and
+                listings (the issuer's host if omitted).
+            params: The catalog provider's parameters (``{"tenant": ...}``).
+            offline: Ask for a refresh token the way the provider wants it.
             context: The application's own JSON data, kept with the flow.
             extra_params: Further authorization parameters (``prompt``, ...).
             ttl: How long the flow waits for its callback.
@@ -103,8 +110,6 @@ class Driver:
         Returns:
             The flow id and the authorization URL to send the browser to.
         """
-        if isinstance(server, str):
-            server = self.discover(server)
         return self._run(
             self.engine.start(
                 client,
@@ -112,6 +117,8 @@ class Driver:
                 client_secret=client_secret,
                 scopes=scopes,
                 provider=provider,
+                params=params,
+                offline=offline,
                 context=context,
                 extra_params=extra_params,
                 ttl=ttl,

@@ -28,9 +28,10 @@ def authorization_url(
     client: Client,
     *,
     state: str,
-    verifier: str,
+    verifier: str | None,
     scopes: Sequence[str] = (),
     extra: Mapping[str, str] | None = None,
+    scope_separator: str = " ",
 ) -> str:
     """Build the URL the user's browser is sent to.
 
@@ -42,9 +43,11 @@ def authorization_url(
         server: The authorization server.
         client: The client registration.
         state: The fresh state value for this flow.
-        verifier: The fresh PKCE verifier for this flow.
+        verifier: The fresh PKCE verifier for this flow; ``None`` only for a
+            provider declared not to support PKCE.
         scopes: Scopes to request, joined with spaces (RFC 6749 section 3.3).
         extra: Further parameters, such as ``prompt`` or ``login_hint``.
+        scope_separator: The provider's separator (Slack joins with commas).
 
     Returns:
         The authorization endpoint with the request's query appended to any query
@@ -65,11 +68,12 @@ def authorization_url(
         "client_id": client.client_id,
         "redirect_uri": client.redirect_uri,
         "state": state,
-        "code_challenge": s256_challenge(verifier),
-        "code_challenge_method": "S256",
     }
+    if verifier is not None:
+        params["code_challenge"] = s256_challenge(verifier)
+        params["code_challenge_method"] = "S256"
     if scopes:
-        params["scope"] = " ".join(scopes)
+        params["scope"] = scope_separator.join(scopes)
     params.update(extra or {})
 
     parts = urlsplit(server.authorization_endpoint)

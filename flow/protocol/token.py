@@ -5,18 +5,24 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from ..errors import ConfigurationError, MalformedResponse, OAuthError, oauth_error
+from ..providers.hooks import ResponseHook
+from ..providers.model import TokenResponseRules
 from ..record import AuthMethod, Client, ServerMetadata, TokenInfo
-from .http import HttpRequest, HttpResponse
+from .http import SENSITIVE, HttpRequest, HttpResponse
 from .text import sanitize
 
 #: The largest token response accepted, in bytes.
 MAX_BODY = 256 * 1024
+#: RFC 6749 section 5 as written: JSON, Bearer, errors with HTTP 400.
+STANDARD = TokenResponseRules()
+_FORM_TYPES = ("application/x-www-form-urlencoded", "text/plain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,8 @@ def code_request(
     *,
     client_secret: str | None,
     code: str,
-    verifier: str,
+    verifier: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpRequest:
     """The token request that redeems an authorization code.
 
@@ -47,7 +54,8 @@ def code_request(
         client: The client registration; its redirect URI is sent unchanged.
         client_secret: The secret, for confidential clients.
         code: The authorization code.
-        verifier: The PKCE code verifier.
+        verifier: The PKCE code verifier, unless the flow ran without PKCE.
+        headers: Extra headers the provider needs.
 
     Returns:
         A form POST to the token endpoint.
@@ -59,19 +67,28 @@ def code_request(
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": client.redirect_uri,
-        "code_verifier": verifier,
     }
-    return _authenticated(server.token_endpoint, client, client_secret, form)
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    return _authenticated(server.token_endpoint, client, client_secret, form, headers)
 
 
 def _authenticated(
-    url: str, client: Client, client_secret: str | None, form: dict[str, str]
+    url: str,
+    client: Client,
+    client_secret: str | None,
+    form: dict[str, str],
+    extra_headers: Mapping[str, str] | None = None,
 ) -> HttpRequest:
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", **(extra_headers or {})}
     method = client.auth_method
     if method is AuthMethod.NONE:
         # A public client identifies itself in the body (RFC 6749 section 3.2.1).
+        # Some providers still want the secret they gave a desktop client
+        # (Google); the engine passes one only when the provider asks for it.
         form["client_id"] = client.client_id
+        if client_secret:
+            form["client_secret"] = client_secret
     elif not client_secret:
         raise ConfigurationError(
             f"client authentication {method.value!r} needs a client secret; pass "
@@ -95,29 +112,59 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
 
 
-def parse_token_response(response: HttpResponse, now: datetime) -> TokenResult:
+def parse_token_response(
+    response: HttpResponse,
+    now: datetime,
+    rules: TokenResponseRules = STANDARD,
+    hooks: Sequence[ResponseHook] = (),
+) -> TokenResult:
     """Read a token endpoint answer.
 
     Args:
         response: Status, headers and body as received.
         now: When the answer arrived; ``expires_in`` counts from here.
+        rules: The provider's departures from RFC 6749 section 5; the RFC's own
+            rules by default.
+        hooks: The provider's named response hooks, applied after decoding.
 
     Returns:
         The validated result.
 
     Raises:
-        OAuthError: An RFC 6749 section 5.2 error answer, typed by its code.
+        OAuthError: An RFC 6749 section 5.2 error answer, typed by its code,
+            including errors a provider sends with HTTP 200.
         MalformedResponse: Anything else that is not a valid section 5.1 answer.
     """
-    document = _json_object(response)
+    document = _json_object(response, form_encoded=rules.form_encoded)
+    for hook in hooks:
+        document = hook(document)
     if response.status != 200:
         raise _error_from(document, response.status)
-    return _token_from(document, now)
+    if rules.error_on_200 and document.get("error") is not None:
+        raise _error_from(document, response.status)
+    if rules.ok_field is not None and document.get(rules.ok_field) is False:
+        raise _error_from(document, response.status)
+    return _token_from(document, now, rules)
 
 
-def _json_object(response: HttpResponse) -> dict[str, Any]:
+def _json_object(
+    response: HttpResponse, *, form_encoded: bool = False
+) -> dict[str, Any]:
     if len(response.body) > MAX_BODY:
         raise MalformedResponse(f"token response larger than {MAX_BODY} bytes")
+    if form_encoded and response.content_type in _FORM_TYPES:
+        # GitHub answers form-encoded unless asked for JSON (and sometimes anyway).
+        try:
+            pairs = parse_qsl(response.body.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedResponse(
+                "form-encoded token response is unreadable"
+            ) from None
+        document: dict[str, Any] = dict(pairs)
+        for name in ("expires_in", "refresh_token_expires_in"):
+            if document.get(name, "").isdigit():
+                document[name] = int(document[name])
+        return document
     if response.content_type != "application/json":
         raise MalformedResponse(
             f"token response is {response.content_type or 'untyped'!r} "
@@ -150,7 +197,15 @@ def _error_from(
     )
 
 
-def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
+def _token_from(
+    document: dict[str, Any], now: datetime, rules: TokenResponseRules
+) -> TokenResult:
+    top = document
+    for path in rules.token_paths:
+        nested = document.get(path) if path else document
+        if isinstance(nested, dict) and "access_token" in nested:
+            document = nested
+            break
     access_token = document.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise MalformedResponse("'access_token' must be a non-empty string")
@@ -160,7 +215,7 @@ def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
         raise MalformedResponse("'token_type' must be a string")
     # Token types are case-insensitive (RFC 6749 section 5.1); flow only knows Bearer
     # and must not use a type it does not understand (section 7.1).
-    if token_type.lower() != "bearer":
+    if token_type.lower() != "bearer" and rules.token_type != "any":  # noqa: S105
         raise MalformedResponse(f"unsupported token_type {sanitize(token_type, 32)!r}")
 
     expires_in = document.get("expires_in")
@@ -194,8 +249,28 @@ def _token_from(document: dict[str, Any], now: datetime) -> TokenResult:
             issued_at=now,
             expires_at=expires_at,
             scope=optional["scope"],
+            extra=_kept(top, rules.keep),
         ),
     )
+
+
+def _kept(document: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The extra fields a provider's spec keeps, with any secret inside removed."""
+    return {
+        name: _without_secrets(document[name]) for name in names if name in document
+    }
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_secrets(v)
+            for k, v in value.items()
+            if k.lower() not in SENSITIVE
+        }
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
 
 
 def refresh_request(
@@ -204,6 +279,7 @@ def refresh_request(
     *,
     client_secret: str | None,
     refresh_token: str,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpRequest:
     """The token request that uses a refresh token (RFC 6749 section 6).
 
@@ -219,7 +295,7 @@ def refresh_request(
         A form POST to the token endpoint.
     """
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return _authenticated(server.token_endpoint, client, client_secret, form)
+    return _authenticated(server.token_endpoint, client, client_secret, form, headers)
 
 
 def revocation_request(

@@ -81,12 +81,15 @@ class TokenInfo:
             say (RFC 6749 section 5.1 makes ``expires_in`` optional).
         scope: The granted scope, when the server sent one.
         issued_at: When the token response was accepted.
+        extra: Non-secret response fields the provider's spec keeps, such as
+            Salesforce's ``instance_url``.
     """
 
     token_type: str
     issued_at: datetime
     expires_at: datetime | None = None
     scope: str | None = None
+    extra: Mapping[str, JSON] = field(default_factory=dict)
 
 
 _SECRET_FIELDS = (

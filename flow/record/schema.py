@@ -78,6 +78,9 @@ class TokenInfoSchema(_Strict):
     issued_at = _when(required=True)
     expires_at = _when(required=True, allow_none=True)
     scope = fields.String(required=True, allow_none=True)
+    extra = fields.Dict(
+        keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict
+    )
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> TokenInfo:

@@ -180,16 +180,16 @@ def test_none_sends_client_id_only() -> None:
     )
 
 
-def test_none_never_sends_a_secret_it_was_given() -> None:
+def test_none_sends_a_secret_only_in_the_body_when_the_engine_passes_one() -> None:
+    # The engine passes a public client's secret only for providers that demand
+    # it (Google's desktop clients); it never goes into a header.
     request = _request(AuthMethod.NONE, secret=SECRET)
 
     assert (
         SECRET in repr(dict(request.headers)),
-        SECRET in _form(request).values(),
-    ) == (
-        False,
-        False,
-    )
+        _form(request)["client_secret"],
+        "Authorization" in request.headers,
+    ) == (False, SECRET, False)
 
 
 @pytest.mark.parametrize(
