@@ -395,3 +395,60 @@ def test_token_and_call_refresh_after_the_token_expired(
     assert called["status"] == 200
     assert after != before
     assert history.count("complete_refresh") >= 1
+
+
+def test_start_with_a_catalog_provider_and_its_parameter(cli: Cli) -> None:
+    started = cli.json(
+        "start",
+        "--provider", "microsoft",
+        "--param", "tenant=consumers",
+        "--client-id", "00000000-0000-0000-0000-000000000000",
+        "--redirect-uri", "http://localhost:8400/callback",
+    )  # fmt: skip
+
+    assert started["authorization_url"].startswith(
+        "https://login.microsoftonline.com/consumers/oauth2/v2.0/authorize?"
+    )
+    assert "offline_access" in started["authorization_url"]
+
+
+def test_wrong_provider_parameter_is_a_one_line_error(cli: Cli) -> None:
+    code, out, err = cli.run(
+        "start",
+        "--provider", "microsoft",
+        "--param", "tenant=no/slashes",
+        "--client-id", "x",
+        "--redirect-uri", "http://localhost:8400/callback",
+    )  # fmt: skip
+
+    assert (code, out, len(err.strip().splitlines())) == (1, "", 1)
+    assert "does not match" in err
+
+
+def test_providers_lists_the_catalog_and_shows_one(cli: Cli) -> None:
+    listed = cli.json("providers")
+    shown = cli.json("providers", "show", "google")
+
+    assert {"google", "microsoft", "oidc"} <= {p["id"] for p in listed["providers"]}
+    assert (shown["public_client_secret"], shown["refresh_token"]["params"]) == (
+        "required",
+        {"access_type": "offline", "prompt": "consent"},
+    )
+
+
+def test_login_takes_the_provider_as_an_argument(tmp_path: Path) -> None:
+    db = tmp_path / "google.db"
+
+    done = run_flow(
+        "login", "google",
+        "--client-id", "app.apps.googleusercontent.com",
+        "--client-secret", "desktop-secret-not-secret",
+        "--no-browser", "--timeout", "0.5",
+        "--store", f"sqlite:///{db}",
+    )  # fmt: skip
+
+    (record,) = flow.SQLiteStore(db).list()
+    assert done.returncode == 1
+    assert "https://accounts.google.com/o/oauth2/v2/auth?" in done.stderr
+    assert "access_type=offline" in done.stderr
+    assert (record.provider, record.state) == ("google", "cancelled")

@@ -254,3 +254,22 @@ def test_token_endpoint_that_returns_garbage_fails_the_flow(
     canary.record_text(caught.value)
     record = store.load(started.flow_id)
     assert (record.state, record.reason) == ("failed", "malformed_token_response")
+
+
+def test_generic_openid_connect_provider_is_filled_by_discovery(
+    auth_server: AuthServer, store: flow.SQLiteStore, browser: Browser
+) -> None:
+    with flow.Driver(store) as driver:
+        started = driver.start(
+            public(),
+            provider="oidc",
+            params={"issuer": auth_server.issuer},
+        )
+        outcome = driver.resume(login(browser, started))
+
+    record = store.load(started.flow_id)
+    scopes = parse_qs(urlsplit(started.authorization_url).query)["scope"][0].split()
+    assert (record.provider, outcome.state) == ("oidc", "api_ready")
+    assert scopes == ["openid", "profile", "email", "offline_access"]
+    assert record.server.iss_parameter_supported is True
+    assert userinfo(auth_server, tokens_of(record)).status_code == 200
