@@ -14,6 +14,7 @@ import pytest
 from flow import AuthMethod, Client, Driver, MemoryStore
 from flow.errors import ConfigurationError, OAuthError, SpecError
 from flow.providers import Catalog, default_catalog
+from flow.providers.table import markdown_table, replace_section
 from tests import canary
 from tests.unit.flowkit import Clock, callback_for, engine
 
@@ -433,3 +434,11 @@ def test_auth_method_the_provider_does_not_take_is_refused(tmp_path: Path) -> No
             provider="postonly",
             client_secret="s3cret-value",
         )
+
+
+def test_readme_table_matches_the_catalog() -> None:
+    readme = (ROOT / "README.md").read_text()
+
+    expected = replace_section(readme, markdown_table())
+
+    assert readme == expected, "run: python -m flow.providers.table README.md"
