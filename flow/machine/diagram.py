@@ -7,6 +7,7 @@ from pathlib import Path
 from transitions.extensions import GraphMachine
 
 from ..spec import FlowSpec, StateKind
+from .machine import transition_table
 
 
 def mermaid(spec: FlowSpec) -> str:
@@ -21,15 +22,8 @@ def mermaid(spec: FlowSpec) -> str:
     machine = GraphMachine(
         model=None,
         states=list(spec.states),
-        transitions=[
-            {
-                "trigger": item.trigger,
-                "source": list(item.sources),
-                "dest": item.dest,
-                "conditions": list(item.guards),
-            }
-            for item in spec.transitions
-        ],
+        # Guards stay names: the diagram shows them, nothing evaluates them.
+        transitions=transition_table(spec, str),
         initial=spec.initial,
         auto_transitions=False,
         graph_engine="mermaid",

@@ -9,7 +9,7 @@ memory cost and a Machine is never built per flow.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
@@ -44,6 +44,22 @@ def _guard_condition(name: str) -> Any:
     return condition
 
 
+def transition_table(
+    spec: FlowSpec, condition: Callable[[str], Any]
+) -> list[dict[str, Any]]:
+    """The spec's transitions in the form ``transitions`` takes; each guard name is
+    turned into a condition by ``condition``."""
+    return [
+        {
+            "trigger": item.trigger,
+            "source": list(item.sources),
+            "dest": item.dest,
+            "conditions": [condition(guard) for guard in item.guards],
+        }
+        for item in spec.transitions
+    ]
+
+
 class FlowMachine:
     """Applies a spec's transitions to flow records.
 
@@ -56,15 +72,7 @@ class FlowMachine:
         self._machine = Machine(
             model=None,
             states=list(spec.states),
-            transitions=[
-                {
-                    "trigger": item.trigger,
-                    "source": list(item.sources),
-                    "dest": item.dest,
-                    "conditions": [_guard_condition(g) for g in item.guards],
-                }
-                for item in spec.transitions
-            ],
+            transitions=transition_table(spec, _guard_condition),
             initial=spec.initial,
             auto_transitions=False,
             send_event=True,
