@@ -1,8 +1,9 @@
 """The provider catalog: every spec under ``specs/providers``, with ``extends``.
 
 A spec may extend another: the parent's fields are the defaults, the child's win,
-mappings are merged key by key. ``abstract: true`` marks a base that is not a
-provider on its own.
+and mappings are merged key by key, except ``params``: a child that declares them
+replaces them whole, since its URL templates are its own. ``abstract: true`` marks
+a base that is not a provider on its own.
 """
 
 from __future__ import annotations
@@ -143,10 +144,16 @@ def _merged(
     return merged
 
 
+#: Fields a child replaces whole: new URL templates come with their own parameters.
+_REPLACED = frozenset({"params"})
+
+
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+        if key in _REPLACED:
+            result[key] = value
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
             result[key] = _deep_merge(dict(result[key]), value)
         else:
             result[key] = value

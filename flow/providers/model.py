@@ -65,11 +65,16 @@ class Endpoints:
 
 @dataclass(frozen=True, slots=True)
 class Offline:
-    """What it takes to get a refresh token: extra scopes and parameters."""
+    """What it takes to get a refresh token: extra scopes and parameters.
+
+    ``limited`` marks providers that issue refresh tokens only to some apps
+    (GitHub Apps but not OAuth Apps, LinkedIn partners); the note says which.
+    """
 
     scopes: tuple[str, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     note: str | None = None
+    limited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

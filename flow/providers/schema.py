@@ -78,6 +78,7 @@ class OfflineSchema(_Strict):
     scopes = _Tuple(fields.String(), load_default=tuple)
     params = _strings()
     note = fields.String(load_default=None, allow_none=True)
+    limited = fields.Boolean(load_default=False)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> Offline:

@@ -19,7 +19,8 @@ BEGIN, END = "<!-- providers:begin -->", "<!-- providers:end -->"
 def _refresh(provider: Provider) -> str:
     parts = [f"`{s}`" for s in provider.offline.scopes]
     parts += [f"`{k}={v}`" for k, v in provider.offline.params.items()]
-    return " + ".join(parts) or "nothing extra"
+    needed = " + ".join(parts) or "nothing extra"
+    return f"{needed} (some apps only)" if provider.offline.limited else needed
 
 
 def _row(provider: Provider) -> str:

@@ -442,3 +442,29 @@ def test_readme_table_matches_the_catalog() -> None:
     expected = replace_section(readme, markdown_table())
 
     assert readme == expected, "run: python -m flow.providers.table README.md"
+
+
+def test_a_child_with_its_own_params_replaces_the_parents() -> None:
+    keycloak = default_catalog().get("keycloak")
+
+    assert (keycloak.extends, sorted(keycloak.params)) == ("oidc", ["host", "realm"])
+    assert keycloak.offline.scopes == ("offline_access",)
+
+
+def test_keycloak_realm_and_host_make_the_issuer_it_discovers() -> None:
+    issuer = "https://sso.example.com/realms/acme"
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/protocol/openid-connect/auth",
+        "token_endpoint": f"{issuer}/protocol/openid-connect/token",
+    }
+    server = Server(json_answer(document))
+
+    started = driver(server).start(
+        Client("app", REDIRECT, AuthMethod.NONE),
+        provider="keycloak",
+        params={"host": "sso.example.com", "realm": "acme"},
+    )
+
+    assert str(server.requests[0].url) == f"{issuer}/.well-known/openid-configuration"
+    assert started.authorization_url.startswith(document["authorization_endpoint"])
