@@ -1,325 +1,32 @@
-"""The store contract, run against every backend, and what SQLite adds to it."""
+"""What the SQLite store adds to the store contract, and opening stores by URL.
+
+The contract itself, run against every store, is in ``tests/stores``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sqlite3
-import threading
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flow.errors import (
-    ConfigurationError,
-    CorruptRecord,
-    FlowNotFound,
-    StoreError,
-    VersionConflict,
-)
-from flow.record import Client, FlowRecord, Secrets, ServerMetadata
+from flow.errors import ConfigurationError, CorruptRecord, StoreError, VersionConflict
 from flow.stores import (
+    AsyncPostgresStore,
+    AsyncRedisStore,
     AsyncStore,
     MemoryStore,
     SQLiteStore,
-    Store,
     ThreadedStore,
+    open_async_store,
     open_store,
 )
-
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-#: One distinct value per secret field, so that a leak says which secret leaked.
-CANARIES = Secrets(
-    client_secret="canary-client-secret-4d2a",
-    code_verifier="canary-code-verifier-8e13",
-    code="canary-code-a7b5",
-    access_token="canary-access-token-06fc",
-    refresh_token="canary-refresh-token-c3e9",
-    id_token="canary-id-token-5b71",
-)
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def make_record(flow_id: str = "flow-1", **changes: Any) -> FlowRecord:
-    """A waiting flow with every secret set to a canary, with ``changes`` applied."""
-    record = FlowRecord(
-        id=flow_id,
-        spec="authorization_code",
-        spec_version=1,
-        state="awaiting_login",
-        version=1,
-        provider="example",
-        server=ServerMetadata(
-            issuer="https://as.test",
-            authorization_endpoint="https://as.test/authorize",
-            token_endpoint="https://as.test/token",
-        ),
-        client=Client(client_id="client", redirect_uri="https://app.test/cb"),
-        scopes=("openid",),
-        created_at=START,
-        updated_at=START,
-        expires_at=START + timedelta(minutes=10),
-        state_hash=digest(f"state-of-{flow_id}"),
-        context={"note": None, "n": 1},
-        secrets=CANARIES,
-    )
-    return replace(record, **changes)
-
-
-def next_version(record: FlowRecord, **changes: Any) -> FlowRecord:
-    """What a committed transition would save after ``record``."""
-    return replace(
-        record,
-        version=record.version + 1,
-        updated_at=record.updated_at + timedelta(seconds=1),
-        **changes,
-    )
-
-
-StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(params=["memory", "sqlite_file", "sqlite_memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backends: dict[str, StoreFactory] = {
-        "memory": MemoryStore,
-        "sqlite_file": lambda: SQLiteStore(tmp_path / "flows.db"),
-        "sqlite_memory": lambda: SQLiteStore(":memory:"),
-    }
-    opened = backends[request.param]()
-    yield opened
-    opened.close()
-
-
-def race(count: int, attempt: Callable[[int], None]) -> list[BaseException | None]:
-    """Run ``attempt(i)`` in ``count`` threads released together; their outcomes."""
-    barrier = threading.Barrier(count)
-    outcomes: list[BaseException | None] = [None] * count
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            attempt(index)
-        except BaseException as exc:
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
-# The contract ----------------------------------------------------------------------
-
-
-class TestStoreContract:
-    def test_is_a_store(self, store: Store) -> None:
-        assert isinstance(store, Store)
-
-    def test_insert_then_load_gives_the_same_record(self, store: Store) -> None:
-        record = make_record()
-
-        store.insert(record)
-
-        assert store.load(record.id) == record
-
-    def test_insert_of_an_existing_id_conflicts(self, store: Store) -> None:
-        store.insert(make_record())
-
-        with pytest.raises(VersionConflict) as caught:
-            store.insert(make_record(state_hash=digest("another state")))
-
-        assert caught.value.flow_id == "flow-1"
-
-    def test_insert_of_a_second_flow_with_the_same_state_conflicts(
-        self, store: Store
-    ) -> None:
-        first = make_record("flow-1")
-        store.insert(first)
-
-        with pytest.raises(VersionConflict):
-            store.insert(make_record("flow-2", state_hash=first.state_hash))
-
-        with pytest.raises(FlowNotFound):
-            store.load("flow-2")
-        assert store.find_by_state(first.state_hash or "") == first
-
-    def test_flows_without_a_state_digest_do_not_clash(self, store: Store) -> None:
-        store.insert(make_record("flow-1", state_hash=None))
-        store.insert(make_record("flow-2", state_hash=None))
-
-        assert {r.id for r in store.list()} == {"flow-1", "flow-2"}
-
-    def test_save_of_the_next_version_replaces_the_record(self, store: Store) -> None:
-        record = make_record()
-        store.insert(record)
-        moved = next_version(record, state="code_received", reason="r")
-
-        store.save(moved)
-
-        assert store.load(record.id) == moved
-
-    def test_save_of_a_stale_version_conflicts(self, store: Store) -> None:
-        record = make_record()
-        store.insert(record)
-        store.save(next_version(record))
-
-        with pytest.raises(VersionConflict) as caught:
-            store.save(next_version(record, state="failed"))
-
-        assert caught.value.flow_id == record.id
-        assert store.load(record.id).version == 2
-        assert store.load(record.id).state == "awaiting_login"
-
-    @pytest.mark.parametrize("version", [1, 3, 10])
-    def test_save_that_skips_or_repeats_a_version_conflicts(
-        self, store: Store, version: int
-    ) -> None:
-        record = make_record()
-        store.insert(record)
-
-        with pytest.raises(VersionConflict):
-            store.save(replace(record, version=version))
-
-        assert store.load(record.id) == record
-
-    def test_of_two_writers_of_one_version_exactly_one_wins(self, store: Store) -> None:
-        record = make_record()
-        store.insert(record)
-        mine = store.load(record.id)
-        theirs = store.load(record.id)
-
-        store.save(next_version(mine, state="code_received"))
-        with pytest.raises(VersionConflict):
-            store.save(next_version(theirs, state="failed"))
-
-        assert store.load(record.id).state == "code_received"
-
-    def test_of_many_threads_saving_one_version_exactly_one_wins(
-        self, store: Store
-    ) -> None:
-        record = make_record()
-        store.insert(record)
-        candidates = [next_version(record, reason=f"writer-{i}") for i in range(8)]
-
-        outcomes = race(8, lambda i: store.save(candidates[i]))
-
-        winners = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        losers = [o for o in outcomes if o is not None]
-        assert len(winners) == 1
-        assert all(isinstance(o, VersionConflict) for o in losers), losers
-        assert store.load(record.id) == candidates[winners[0]]
-
-    def test_save_of_an_unknown_flow_is_not_found(self, store: Store) -> None:
-        with pytest.raises(FlowNotFound) as caught:
-            store.save(make_record("ghost", version=2))
-
-        assert caught.value.flow_id == "ghost"
-
-    def test_load_of_an_unknown_flow_is_not_found(self, store: Store) -> None:
-        store.insert(make_record())
-
-        with pytest.raises(FlowNotFound) as caught:
-            store.load("ghost")
-
-        assert caught.value.flow_id == "ghost"
-
-    def test_find_by_state_finds_by_digest(self, store: Store) -> None:
-        record = make_record("flow-1")
-        store.insert(record)
-        store.insert(make_record("flow-2"))
-
-        assert store.find_by_state(digest("state-of-flow-1")) == record
-        with pytest.raises(FlowNotFound):
-            store.find_by_state(digest("state-of-nobody"))
-
-    def test_find_by_state_follows_a_changed_digest(self, store: Store) -> None:
-        record = make_record()
-        store.insert(record)
-        moved = next_version(record, state_hash=digest("fresh"))
-
-        store.save(moved)
-
-        assert store.find_by_state(digest("fresh")) == moved
-        with pytest.raises(FlowNotFound):
-            store.find_by_state(record.state_hash or "")
-
-    def test_find_by_state_misses_a_cleared_digest(self, store: Store) -> None:
-        record = make_record()
-        store.insert(record)
-
-        store.save(next_version(record, state_hash=None))
-
-        with pytest.raises(FlowNotFound):
-            store.find_by_state(record.state_hash or "")
-
-    def test_list_filters_orders_and_limits(self, store: Store) -> None:
-        rows = [
-            ("a", "awaiting_login", "google", 3),
-            ("b", "api_ready", "google", 5),
-            ("c", "awaiting_login", "github", 1),
-            ("d", "awaiting_login", "google", 4),
-            ("e", "failed", "github", 2),
-        ]
-        for flow_id, state, provider, minutes in rows:
-            store.insert(
-                make_record(
-                    flow_id,
-                    state=state,
-                    provider=provider,
-                    updated_at=START + timedelta(minutes=minutes),
-                )
-            )
-
-        def ids(records: list[FlowRecord]) -> list[str]:
-            return [record.id for record in records]
-
-        assert ids(store.list()) == ["b", "d", "a", "e", "c"]
-        assert ids(store.list(limit=2)) == ["b", "d"]
-        assert ids(store.list(state="awaiting_login")) == ["d", "a", "c"]
-        assert ids(store.list(provider="github")) == ["e", "c"]
-        assert ids(store.list(state="awaiting_login", provider="google")) == [
-            "d",
-            "a",
-        ]
-        assert ids(store.list(state="awaiting_login", limit=1)) == ["d"]
-        assert ids(store.list(state="denied")) == []
-
-    def test_list_orders_by_instant_whatever_the_offset(self, store: Store) -> None:
-        plus_two = timezone(timedelta(hours=2))
-        # 13:30+02:00 is 11:30 UTC: earlier than 12:00 UTC, though it reads later.
-        store.insert(make_record("utc", updated_at=START))
-        store.insert(
-            make_record(
-                "east", updated_at=datetime(2026, 1, 1, 13, 30, tzinfo=plus_two)
-            )
-        )
-
-        assert [record.id for record in store.list()] == ["utc", "east"]
-
-    def test_list_of_an_empty_store_is_empty(self, store: Store) -> None:
-        assert store.list() == []
-
-    def test_loaded_records_are_independent_copies(self, store: Store) -> None:
-        record = make_record(context={"items": [1, 2]})
-        store.insert(record)
-
-        first = store.load(record.id)
-        first.context["items"].append(3)
-
-        assert store.load(record.id) == record
-
+from tests.stores.records import assert_no_canary, make_record, next_version, race
 
 # SQLite ----------------------------------------------------------------------------
 
@@ -344,11 +51,6 @@ def raw_rows(path: Path, query: str, *params: object) -> list[tuple[Any, ...]]:
     return rows
 
 
-def assert_no_canary(text: str) -> None:
-    leaked = [value for value in CANARIES.values() if value in text]
-    assert leaked == [], f"secret values leaked: {leaked}"
-
-
 class TestSQLiteStore:
     def test_connection_runs_wal_normal_with_a_busy_timeout(
         self, sqlite_store: SQLiteStore
@@ -365,26 +67,6 @@ class TestSQLiteStore:
             assert store.pragma("busy_timeout") == "2500"
         finally:
             store.close()
-
-    def test_secrets_are_never_in_the_body_column(
-        self, sqlite_store: SQLiteStore, db_path: Path
-    ) -> None:
-        record = make_record()
-        sqlite_store.insert(record)
-        sqlite_store.save(next_version(record, state="code_received"))
-
-        rows = raw_rows(
-            db_path,
-            "SELECT id, version, state, spec, provider, state_hash, expires_at, "
-            "updated_at, body, secrets FROM flows",
-        )
-
-        assert len(rows) == 1
-        *columns, body, secrets = rows[0]
-        assert_no_canary(body)
-        assert_no_canary(" ".join(str(column) for column in columns))
-        for value in CANARIES.values():
-            assert value in secrets
 
     def test_meta_table_holds_the_schema_version(
         self, sqlite_store: SQLiteStore, db_path: Path
@@ -458,26 +140,6 @@ class TestSQLiteStore:
             for store in stores:
                 store.close()
 
-    @pytest.mark.parametrize("column", ["body", "secrets"])
-    def test_corrupt_row_is_a_corrupt_record(
-        self, sqlite_store: SQLiteStore, db_path: Path, column: str
-    ) -> None:
-        record = make_record()
-        sqlite_store.insert(record)
-        update = {
-            "body": "UPDATE flows SET body = ?",
-            "secrets": "UPDATE flows SET secrets = ?",
-        }[column]
-        raw_rows(db_path, update, '{"garbage": tru')
-
-        with pytest.raises(CorruptRecord) as caught:
-            sqlite_store.load(record.id)
-        with pytest.raises(CorruptRecord):
-            sqlite_store.find_by_state(record.state_hash or "")
-
-        assert caught.value.flow_id == record.id
-        assert_no_canary(str(caught.value))
-
     def test_row_of_another_schema_is_a_corrupt_record(
         self, sqlite_store: SQLiteStore, db_path: Path
     ) -> None:
@@ -540,68 +202,96 @@ def test_open_absolute_sqlite_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "postgres://db.test/flows",
-        "redis://localhost",
+        "mysql://db.test/flows",
         "flows.db",
         "",
         "sqlite://host/flows.db",
         "sqlite:flows.db",
         "sqlite://",
         "sqlite:///",
+        # Refused before any connection is tried:
+        "postgresql://127.0.0.1:1/test?schema=a&schema=b",
+        "postgres://127.0.0.1:1/test?schema=",
+        "redis://127.0.0.1:1/0?prefix=",
+        "rediss://127.0.0.1:1/0?prefix=a&prefix=b",
     ],
 )
-def test_bad_store_url_is_a_configuration_error(url: str) -> None:
-    with pytest.raises(ConfigurationError):
-        open_store(url)
-
-
-# ThreadedStore -----------------------------------------------------------------------
-
-
-def test_threaded_store_passes_every_call_through() -> None:
-    inner = MemoryStore()
-    store = ThreadedStore(inner)
-    record = make_record()
-    moved = next_version(record, state="code_received")
-
-    async def scenario() -> None:
-        await store.insert(record)
-        assert await store.load(record.id) == record
-        await store.save(moved)
-        assert await store.find_by_state(record.state_hash or "") == moved
-        assert await store.list(state="code_received", provider="example") == [moved]
-        assert await store.list(state="failed") == []
-        with pytest.raises(VersionConflict):
-            await store.save(moved)
-        with pytest.raises(FlowNotFound):
-            await store.load("ghost")
-        await store.close()
-
-    asyncio.run(scenario())
-
-    assert isinstance(store, AsyncStore)
-    assert store.sync is inner
-    assert inner.load(record.id) == moved
-
-
-def test_threaded_store_lets_one_of_many_concurrent_saves_win(
-    tmp_path: Path,
+@pytest.mark.parametrize("opener", [open_store, open_async_store])
+def test_bad_store_url_is_a_configuration_error(
+    opener: Callable[[str], object], url: str
 ) -> None:
-    store = ThreadedStore(SQLiteStore(tmp_path / "flows.db"))
-    record = make_record()
-    candidates = [next_version(record, reason=f"w{i}") for i in range(6)]
+    with pytest.raises(ConfigurationError):
+        opener(url)
 
-    async def scenario() -> list[BaseException | None]:
-        await store.insert(record)
-        results = await asyncio.gather(
-            *(store.save(c) for c in candidates), return_exceptions=True
-        )
-        return [r if isinstance(r, BaseException) else None for r in results]
 
-    try:
-        outcomes = asyncio.run(scenario())
-    finally:
-        store.sync.close()
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/flows.db"])
+def test_open_async_store_runs_embedded_stores_in_threads(
+    tmp_path: Path, url: str
+) -> None:
+    store = open_async_store(url.format(tmp=tmp_path))
 
-    assert sum(outcome is None for outcome in outcomes) == 1
-    assert all(isinstance(o, VersionConflict) for o in outcomes if o is not None)
+    assert isinstance(store, ThreadedStore)
+    assert isinstance(store.sync, MemoryStore | SQLiteStore)
+    asyncio.run(store.close())
+
+
+def test_open_async_store_gives_native_stores_that_connect_later() -> None:
+    # Nothing listens on port 1: these stores connect on their first call only.
+    postgres = open_async_store("postgresql://postgres@127.0.0.1:1/test?schema=s1")
+    redis = open_async_store("rediss://127.0.0.1:1/2?prefix=app%3Aflows%3A")
+
+    assert isinstance(postgres, AsyncPostgresStore)
+    assert postgres.schema == "s1"
+    assert isinstance(redis, AsyncRedisStore)
+    assert redis.prefix == "app:flows:"
+    assert isinstance(postgres, AsyncStore)
+    asyncio.run(postgres.close())
+    asyncio.run(redis.close())
+
+
+@pytest.fixture
+def no_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make psycopg and redis unimportable, as where the extras are not installed."""
+    for driver in ("psycopg", "psycopg_pool", "redis"):
+        monkeypatch.setitem(sys.modules, driver, None)
+    for module in list(sys.modules):
+        if module.startswith(("flow.stores.postgres", "flow.stores.redis")) or (
+            module.startswith(("flow.stores._postgres", "flow.stores._redis"))
+        ):
+            monkeypatch.delitem(sys.modules, module)
+
+
+@pytest.mark.usefixtures("no_drivers")
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        ("postgresql://127.0.0.1/test", "postgres"),
+        ("postgres://127.0.0.1/test", "postgres"),
+        ("redis://127.0.0.1:6379/0", "redis"),
+        ("rediss://127.0.0.1:6379/0", "redis"),
+    ],
+)
+def test_a_missing_driver_names_the_extra_to_install(url: str, extra: str) -> None:
+    for opener in (open_store, open_async_store):
+        with pytest.raises(ConfigurationError) as caught:
+            opener(url)
+
+        assert f"pip install 'flow-oauth[{extra}]'" in str(caught.value)
+
+
+@pytest.mark.usefixtures("no_drivers")
+def test_memory_and_sqlite_work_without_the_drivers(tmp_path: Path) -> None:
+    import flow.stores
+
+    store = open_store(f"sqlite:///{tmp_path}/flows.db")
+    store.close()
+
+    with pytest.raises(ConfigurationError, match=r"flow-oauth\[redis\]"):
+        flow.stores.RedisStore  # noqa: B018 - the attribute access is the test
+
+
+def test_every_name_in_all_exists_and_all_is_sorted() -> None:
+    import flow.stores
+
+    assert flow.stores.__all__ == sorted(flow.stores.__all__)
+    assert [n for n in flow.stores.__all__ if not hasattr(flow.stores, n)] == []

@@ -1,0 +1,1 @@
+"""Store tests: one contract for every store, and proofs across processes."""
