@@ -52,6 +52,7 @@ from .stores import (
     SQLiteStore,
     Store,
     ThreadedStore,
+    open_async_store,
     open_store,
 )
 
@@ -103,6 +104,7 @@ __all__ = [
     "explicit_metadata",
     "load_spec",
     "mermaid",
+    "open_async_store",
     "open_store",
     "redact_secrets",
 ]

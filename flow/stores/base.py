@@ -96,6 +96,9 @@ class ThreadedStore:
     def __init__(self, store: Store) -> None:
         self.sync = store
 
+    def __repr__(self) -> str:
+        return f"ThreadedStore({self.sync!r})"
+
     async def insert(self, record: FlowRecord) -> None:
         await asyncio.to_thread(self.sync.insert, record)
 

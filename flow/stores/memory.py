@@ -48,6 +48,11 @@ class MemoryStore:
                     f"stored version is {row[0]}, not {record.version - 1}",
                     flow_id=record.id,
                 )
+            owner = self._by_state.get(record.state_hash or "")
+            if owner is not None and owner != record.id:
+                raise VersionConflict(
+                    "another flow uses this state value", flow_id=record.id
+                )
             if row[1] is not None and row[1] != record.state_hash:
                 self._by_state.pop(row[1], None)
             if record.state_hash is not None:

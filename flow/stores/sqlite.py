@@ -176,6 +176,10 @@ class SQLiteStore:
                 row = db.execute(
                     "SELECT version FROM flows WHERE id = ?", (record.id,)
                 ).fetchone()
+        except sqlite3.IntegrityError:
+            raise VersionConflict(
+                "another flow uses this state value", flow_id=record.id
+            ) from None
         except sqlite3.Error as exc:
             raise StoreError(f"save failed: {exc}", flow_id=record.id) from exc
         if row is None:

@@ -74,6 +74,21 @@ def test_insert_of_a_second_flow_with_the_same_state_conflicts(store: Store) -> 
     assert ids(store.list()) == ["flow-1"]
 
 
+def test_save_onto_another_flows_state_digest_conflicts(store: Store) -> None:
+    first = make_record("flow-1")
+    second = make_record("flow-2", state_hash=digest("state-of-flow-2"))
+    store.insert(first)
+    store.insert(second)
+
+    with pytest.raises(VersionConflict):
+        store.save(
+            replace(second, version=second.version + 1, state_hash=first.state_hash)
+        )
+
+    assert store.find_by_state(first.state_hash or "") == first
+    assert store.load("flow-2") == second
+
+
 def test_flows_without_a_state_digest_do_not_clash(store: Store) -> None:
     store.insert(make_record("flow-1", state_hash=None))
     store.insert(make_record("flow-2", state_hash=None))
