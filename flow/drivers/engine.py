@@ -101,7 +101,8 @@ class Outcome:
         state: Its state after this call.
         status: ``completed`` when this call took the flow to its end;
             ``already_handled`` when an earlier callback did (nothing was sent);
-            ``in_progress`` when another process is exchanging the code right now.
+            ``in_progress`` when another call accepted this callback first and is
+            still finishing the flow (nothing was sent by this call).
         record: The flow as last read or committed.
     """
 
@@ -310,14 +311,22 @@ class Engine:
                 raise StateMismatch("callback has no 'state'; no flow can be found")
             record = cast(FlowRecord, (yield FindByState(state_digest(state))))
 
-        owned = False  # did this call commit the exchange it may now send?
+        # A resume owns the flow from the callback it accepted to api_ready, under
+        # a lease: another resume of the same callback answers "in_progress" and
+        # never drives the flow, unless the lease ran out (the owner died).
+        owned = False
         committed = False
         for _ in range(MAX_STEPS):
             now = self.clock()
+            leased = record.lease_until is not None and now < record.lease_until
             error: FlowError | None = None
             match record.state:
                 case "awaiting_login":
                     nxt, error = self._on_callback(record, params, now)
+                case "code_received" | "exchanging" | "token_issued" if (
+                    leased and not owned
+                ):
+                    return Outcome(record.id, record.state, "in_progress", record)
                 case "code_received":
                     nxt = self.machine.fire(
                         record,
@@ -327,8 +336,6 @@ class Engine:
                     )
                 case "exchanging" if owned:
                     nxt, error = yield from self._exchange(record)
-                case "exchanging" if record.lease_until and now < record.lease_until:
-                    return Outcome(record.id, record.state, "in_progress", record)
                 case "exchanging":
                     error = IndeterminateExchange(
                         "the process exchanging the code stopped before recording "
@@ -336,7 +343,9 @@ class Engine:
                     )
                     nxt = self._end(record, "fail", now, reason=error.reason)
                 case "token_issued":
-                    nxt = self.machine.fire(record, "grant_access", now)
+                    nxt = self.machine.fire(
+                        record, "grant_access", now, lease_until=None
+                    )
                 case _:
                     status: Status = "completed" if committed else "already_handled"
                     return Outcome(record.id, record.state, status, record)
@@ -349,7 +358,7 @@ class Engine:
                 owned = False
                 continue
             events.log_committed(self.spec, nxt)
-            owned = nxt.state == "exchanging"
+            owned = True
             committed = True
             record = nxt
             if error is not None:
@@ -381,7 +390,14 @@ class Engine:
         except (CallbackError, OAuthError) as exc:
             return self._end(record, "fail", now, reason=exc.reason), exc
         secrets = replace(record.secrets, code=code)
-        return self.machine.fire(record, "receive_callback", now, secrets=secrets), None
+        accepted = self.machine.fire(
+            record,
+            "receive_callback",
+            now,
+            secrets=secrets,
+            lease_until=now + self.exchange_lease,
+        )
+        return accepted, None
 
     def _exchange(
         self, record: FlowRecord
@@ -420,7 +436,6 @@ class Engine:
             "issue_token",
             now,
             token=result.info,
-            lease_until=None,
             secrets=replace(
                 secrets,
                 code=None,

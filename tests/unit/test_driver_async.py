@@ -57,7 +57,7 @@ def test_async_concurrent_duplicates_send_the_code_once() -> None:
     statuses = asyncio.run(scenario())
 
     assert len(fake.token_requests) == 1
-    assert "completed" in statuses
+    assert statuses.count("completed") == 1
 
 
 def test_async_denial_and_unknown_flow_raise_typed_errors() -> None:
