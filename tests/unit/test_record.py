@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import fields, is_dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from flow.errors import CorruptRecord
 from flow.record import (
@@ -26,6 +28,7 @@ from flow.record import (
     decode,
     encode,
 )
+from flow.record import schema as schema_module
 from flow.record.schema import FlowRecordSchema
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -458,3 +461,173 @@ def test_body_with_a_field_replaced_decodes_or_is_corrupt(data: st.DataObject) -
 def test_schema_class_is_public_and_strict() -> None:
     with pytest.raises(Exception, match="Unknown field"):
         FlowRecordSchema().load({"colour": "blue"})
+
+
+# The fast paths against marshmallow ------------------------------------------------
+#
+# encode() dumps through a plan compiled from the schema, and decode() hands back
+# the records this process just encoded. Both must be indistinguishable from
+# marshmallow's own dump and load, types included: these tests compare them with
+# FlowRecordSchema used directly, on valid records and on records marshmallow
+# converts or rejects.
+
+
+def _marshmallow_encode(record: FlowRecord) -> Encoded:
+    document = FlowRecordSchema().dump(record)
+    document["schema_version"] = SCHEMA_VERSION
+    secrets = document.pop("secrets")
+    return Encoded(
+        json.dumps(document, separators=(",", ":"), ensure_ascii=False),
+        json.dumps(secrets, separators=(",", ":"), ensure_ascii=False),
+    )
+
+
+def _marshmallow_decode(body: str, secrets: str) -> FlowRecord:
+    document = json.loads(body)
+    document["secrets"] = json.loads(secrets)
+    record: FlowRecord = FlowRecordSchema().load(document)
+    return record
+
+
+def _shape(value: Any) -> Any:
+    """``value`` as nested (type, contents), so 1, 1.0 and True differ."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value),
+            [(f.name, _shape(getattr(value, f.name))) for f in fields(value)],
+        )
+    if isinstance(value, dict):
+        return (type(value), [(_shape(k), _shape(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value), [_shape(item) for item in value])
+    if isinstance(value, datetime):
+        return (type(value), value, value.tzinfo, value.fold)
+    return (type(value), value)
+
+
+PLUS_TWO = timezone(timedelta(hours=2))
+
+#: Changes marshmallow's dump converts or its load refuses or converts back to
+#: something else: the memo must never answer for these.
+ODD_CHANGES: list[dict[str, Any]] = [
+    {"created_at": START.astimezone(PLUS_TWO)},
+    {"expires_at": START.replace(tzinfo=None)},
+    {"lease_until": START.replace(fold=1)},
+    {"context": {"pair": (1, 2)}},
+    {"context": {1: "one"}},
+    {"context": {"nan": math.nan}},
+    {"context": {"inf": math.inf}},
+    {"version": True},
+    {"version": -1},
+    {"spec_version": 2.0},
+    {"id": ""},
+    {"id": AuthMethod.NONE},
+    {"state": b"api_ready"},
+    {"scopes": ["openid"]},
+    {"history": [Transition("t", "a", "b", START, {})]},
+    {"history": (Transition("t", "a", "b", START, {"n": (1,)}),)},
+    {"reason": 42},
+    {"token": TokenInfo("Bearer", START.astimezone(PLUS_TWO))},
+    {"server": ServerMetadata("https://i", "https://i/a", "https://i/t", 1)},  # type: ignore[arg-type]
+    {"client": Client("c", "https://c/cb", "none")},  # type: ignore[arg-type]
+    {"secrets": Secrets(code=7)},  # type: ignore[arg-type]
+    {"provider": None},
+]
+
+ODD_RECORDS: st.SearchStrategy[FlowRecord] = st.builds(
+    lambda record, change: replace(record, **change),
+    RECORDS,
+    st.sampled_from(ODD_CHANGES),
+)
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return ("value", call())
+    except Exception as exc:  # the kind of failure is what is compared
+        return ("error", type(exc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(RECORDS | ODD_RECORDS)
+def test_fast_encode_writes_what_marshmallow_writes(record: FlowRecord) -> None:
+    assert _outcome(lambda: encode(record)) == _outcome(
+        lambda: _marshmallow_encode(record)
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(RECORDS | ODD_RECORDS)
+def test_decoding_what_was_just_encoded_matches_marshmallow(record: FlowRecord) -> None:
+    try:
+        encoded = encode(record)
+    except Exception:  # marshmallow fails alike, as the test above shows
+        return
+
+    try:
+        expected = _shape(_marshmallow_decode(encoded.body, encoded.secrets))
+    except (ValidationError, ValueError):
+        with pytest.raises(CorruptRecord):
+            decode(encoded.body, encoded.secrets)
+    else:
+        assert _shape(decode(encoded.body, encoded.secrets)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(RECORDS | ODD_RECORDS)
+def test_decoding_text_written_elsewhere_matches_marshmallow(
+    record: FlowRecord,
+) -> None:
+    try:
+        encoded = _marshmallow_encode(record)
+    except Exception:  # not a record marshmallow can write
+        return
+    schema_module._RECENT.clear()  # as in a process that did not write it
+
+    try:
+        expected = _shape(_marshmallow_decode(encoded.body, encoded.secrets))
+    except (ValidationError, ValueError):
+        with pytest.raises(CorruptRecord):
+            decode(encoded.body, encoded.secrets)
+    else:
+        assert _shape(decode(encoded.body, encoded.secrets)) == expected
+
+
+def test_a_record_just_encoded_decodes_without_marshmallow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded = encode(make_record())
+
+    # The memo answers: a marshmallow load would now fail with AttributeError.
+    monkeypatch.setattr(schema_module, "_SCHEMA", None)
+
+    assert decode(encoded.body, encoded.secrets) == make_record()
+
+
+def test_a_decoded_record_cannot_change_the_next_one() -> None:
+    encoded = encode(make_record())
+
+    first = decode(encoded.body, encoded.secrets)
+    first.context["user"] = 8  # type: ignore[index]
+    first.context["tags"].append("c")
+    first.history[1].detail["error"] = "changed"  # type: ignore[index]
+
+    assert decode(encoded.body, encoded.secrets) == make_record()
+
+
+def test_changing_an_encoded_record_does_not_change_its_decoding() -> None:
+    record = make_record(context={"user": 7})
+    encoded = encode(record)
+
+    record.context["user"] = 8  # type: ignore[index]
+
+    assert decode(encoded.body, encoded.secrets).context == {"user": 7}
+
+
+def test_a_record_from_elsewhere_is_validated_by_marshmallow() -> None:
+    document = body_document(make_record())
+    document["version"] = "6"  # what another process might have written
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+    with pytest.raises(CorruptRecord, match="version"):
+        decode(body, encode(make_record()).secrets)
