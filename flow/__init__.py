@@ -12,7 +12,15 @@ callback in any process that reaches the same store::
         outcome = driver.resume(callback_url)
 """
 
-from .drivers import AsyncDriver, Driver, Engine, Outcome, Started
+from .drivers import (
+    AsyncDriver,
+    Driver,
+    Engine,
+    GcSummary,
+    Outcome,
+    RefreshSummary,
+    Started,
+)
 from .drivers.access import AsyncFlowAuth, FlowAuth
 from .errors import (
     AccessDenied,
@@ -78,6 +86,7 @@ __all__ = [
     "FlowNotReady",
     "FlowRecord",
     "FlowSpec",
+    "GcSummary",
     "IllegalTransition",
     "IndeterminateExchange",
     "InvalidClient",
@@ -90,6 +99,7 @@ __all__ = [
     "Outcome",
     "ProviderError",
     "ReauthRequired",
+    "RefreshSummary",
     "SQLiteStore",
     "ServerMetadata",
     "SpecError",

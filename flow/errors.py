@@ -42,6 +42,7 @@ __all__ = [
     "Problem",
     "ProviderError",
     "ReauthRequired",
+    "RefreshDeferred",
     "ServerError",
     "SpecError",
     "StateMismatch",
@@ -415,6 +416,16 @@ class IndeterminateExchange(EnvironmentError_):
     """
 
     reason = "exchange_indeterminate"
+
+
+class RefreshDeferred(EnvironmentError_):
+    """A refresh claimed by a worker was not sent: too little of its lease was left.
+
+    Another process may judge a refresh abandoned once its lease ends, so a refresh
+    token goes out only well within the lease. The credential is kept as it was.
+    """
+
+    reason = "refresh_deferred"
 
 
 class StoreError(EnvironmentError_):

@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import cmd_demo
 
     command("demo", cmd_demo, "run a complete flow against a local sandbox server")
+
+    from .maintenance import add_commands
+
+    add_commands(command)
     return parser
 
 

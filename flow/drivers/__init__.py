@@ -2,6 +2,7 @@
 
 from .asyncio import AsyncDriver
 from .engine import DEFAULT_LEASE, DEFAULT_TTL, Engine, Outcome, Started
+from .maintenance import GcSummary, RefreshSummary
 from .sync import Driver
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "AsyncDriver",
     "Driver",
     "Engine",
+    "GcSummary",
     "Outcome",
+    "RefreshSummary",
     "Started",
 ]

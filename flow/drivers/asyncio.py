@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -15,12 +15,27 @@ from ..errors import FlowError
 from ..protocol import HttpRequest, HttpResponse
 from ..record import JSON, Client, FlowRecord, ServerMetadata
 from ..stores import AsyncStore, Store, ThreadedStore
-from . import _http
+from . import _http, maintenance
 from ._locks import FlowLocks
 from .access import AsyncFlowAuth
 from .credential import DEFAULT_LEEWAY
-from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send, Sleep
+from .effects import (
+    MAX_EFFECTS,
+    ClaimDue,
+    Concurrently,
+    Delete,
+    FindByState,
+    FindExpiring,
+    FindFinished,
+    Insert,
+    Load,
+    Program,
+    Save,
+    Send,
+    Sleep,
+)
 from .engine import Engine, Outcome, Started
+from .maintenance import GcSummary, Progress, RefreshSummary
 
 T = TypeVar("T")
 
@@ -154,6 +169,46 @@ class AsyncDriver:
         """An ``httpx.Auth`` for ``httpx.AsyncClient`` that sends this flow's token."""
         return AsyncFlowAuth(self, flow_id, leeway=leeway)
 
+    async def gc(
+        self,
+        *,
+        retention: timedelta = maintenance.DEFAULT_RETENTION,
+        limit: int = maintenance.DEFAULT_LIMIT,
+        batch_size: int = maintenance.GC_BATCH,
+        progress: Progress[GcSummary] | None = None,
+    ) -> GcSummary:
+        """See :meth:`flow.Driver.gc`."""
+        return await self._run(
+            maintenance.gc(
+                self.engine,
+                retention=retention,
+                limit=limit,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        )
+
+    async def refresh_due(
+        self,
+        *,
+        window: timedelta = maintenance.DEFAULT_WINDOW,
+        limit: int = maintenance.DEFAULT_LIMIT,
+        batch_size: int = maintenance.REFRESH_BATCH,
+        concurrency: int = maintenance.DEFAULT_CONCURRENCY,
+        progress: Progress[RefreshSummary] | None = None,
+    ) -> RefreshSummary:
+        """See :meth:`flow.Driver.refresh_due`; refreshes run as asyncio tasks."""
+        return await self._run(
+            maintenance.refresh_due(
+                self.engine,
+                window=window,
+                limit=limit,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                progress=progress,
+            )
+        )
+
     async def _run(self, program: Program[T]) -> T:
         value: object = None
         error: FlowError | None = None
@@ -178,10 +233,49 @@ class AsyncDriver:
                         value = await self._send(request)
                     case Sleep(seconds):
                         await asyncio.sleep(seconds)
+                    case Delete(flow_id, version):
+                        await self.store.delete(flow_id, version)
+                    case FindExpiring(states, before, limit):
+                        value = await self.store.expiring(
+                            states=states, before=before, limit=limit
+                        )
+                    case FindFinished(states, updated_before, limit):
+                        value = await self.store.finished(
+                            states=states, updated_before=updated_before, limit=limit
+                        )
+                    case ClaimDue(state, before, limit, claim, after):
+                        value = await self.store.claim_due(
+                            state=state,
+                            before=before,
+                            limit=limit,
+                            claim=claim,
+                            after=after,
+                        )
+                    case Concurrently(programs, limit):
+                        value = await self._concurrently(programs, limit)
             except FlowError as exc:
                 error = exc
         program.close()
         raise FlowError(f"operation did not finish within {MAX_EFFECTS} effects")
+
+    async def _concurrently(
+        self, programs: Sequence[Program[Any]], limit: int
+    ) -> list[object]:
+        gate = asyncio.Semaphore(max(limit, 1))
+
+        async def attempt(program: Program[Any]) -> object:
+            async with gate:
+                try:
+                    result: object = await self._run(program)
+                except FlowError as exc:
+                    return exc
+                return result
+
+        # A task group: an unexpected error cancels the others instead of leaving
+        # them running unawaited.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(attempt(program)) for program in programs]
+        return [task.result() for task in tasks]
 
     async def _send(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -21,6 +21,7 @@ from ..errors import (
     MalformedResponse,
     OAuthError,
     ReauthRequired,
+    RefreshDeferred,
     TransportError,
     VersionConflict,
 )
@@ -43,6 +44,8 @@ DEFAULT_LEEWAY = timedelta(seconds=30)
 _POLL_FIRST, _POLL_MAX = 0.05, 0.5
 #: The most loop turns one operation takes: polls for a whole lease, plus steps.
 _MAX_TURNS = 512
+#: Why a credential lapses: its access token expired and nothing can renew it.
+_LAPSED = "access_token_expired"
 
 
 def access(
@@ -74,16 +77,11 @@ def access(
                 error = ReauthRequired(
                     "the access token expired and there is no refresh token; "
                     "log in again",
-                    cause="access_token_expired",
+                    cause=_LAPSED,
                 )
-                nxt = _give_up(engine, record, "lapse", now, error.cause)
+                nxt = lapse(engine, record, now)
             case "api_ready":
-                nxt = engine.machine.fire(
-                    record,
-                    "begin_refresh",
-                    now,
-                    lease_until=now + engine.exchange_lease,
-                )
+                nxt = begin(engine, record, now)
             case "refreshing" if owned:
                 nxt, error = yield from _refresh(engine, record)
             case "refreshing" if record.lease_until and now < record.lease_until:
@@ -128,6 +126,57 @@ def access(
             return record
 
     raise FlowError("credential did not settle", flow_id=flow_id, state=record.state)
+
+
+def begin(engine: Engine, record: FlowRecord, now: datetime) -> FlowRecord:
+    """The credential committed as being refreshed by the caller, with a lease."""
+    return engine.machine.fire(
+        record, "begin_refresh", now, lease_until=now + engine.exchange_lease
+    )
+
+
+def lapse(engine: Engine, record: FlowRecord, now: datetime) -> FlowRecord:
+    """The credential given up: its access token expired with no refresh token."""
+    return _give_up(engine, record, "lapse", now, _LAPSED)
+
+
+def settle(engine: Engine, record: FlowRecord) -> Program[FlowRecord]:
+    """Send the refresh the caller committed with :func:`begin`; commit the answer.
+
+    The refresh token goes out only while enough of the lease is left for the
+    request to finish within it: past that, another process may judge the refresh
+    abandoned, so the credential is handed back untouched instead.
+
+    Args:
+        engine: The engine whose machine and clock apply.
+        record: The flow as the caller's ``begin_refresh`` committed it.
+
+    Returns:
+        The flow back in ``api_ready`` with its new tokens.
+
+    Raises:
+        ReauthRequired: The provider refused the refresh token, or the outcome is
+            unknown; the credential is given up.
+        RefreshDeferred: Too little of the lease was left; nothing was sent.
+        FlowError: The refresh failed but consumed nothing (a server error, no
+            connection); the credential is kept.
+        VersionConflict: Another process moved the flow on meanwhile.
+    """
+    now = engine.clock()
+    lease_until = record.lease_until or now
+    if lease_until - now < engine.exchange_lease / 2:
+        error: FlowError | None = RefreshDeferred(
+            "the refresh waited too long for its turn and was not sent; the "
+            "credential is kept for the next run"
+        )
+        nxt = _keep(engine, record, now, RefreshDeferred.reason)
+    else:
+        nxt, error = yield from _refresh(engine, record)
+    yield Save(nxt)
+    events.log_committed(engine.spec, nxt)
+    if error is not None:
+        raise error.attach(flow_id=nxt.id, state=nxt.state)
+    return nxt
 
 
 def _needs_refresh(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from ..protocol import HttpRequest
 from ..record import FlowRecord
+from ..stores.base import Claim, DueKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,69 @@ class Sleep:
     seconds: float
 
 
-Effect = Insert | Save | Load | FindByState | Send | Sleep
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete a flow at this version (compare-and-set); answers ``None`` or raises
+    ``VersionConflict`` or ``FlowNotFound``."""
+
+    flow_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindExpiring:
+    """Read flows in ``states`` past their ``expires_at``; answers a list of
+    ``FlowRecord``, the earliest first (:meth:`~flow.stores.Store.expiring`)."""
+
+    states: Collection[str]
+    before: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindFinished:
+    """Read flows in ``states`` last updated by ``updated_before``; answers a list
+    of ``FlowRecord``, the oldest first (:meth:`~flow.stores.Store.finished`)."""
+
+    states: Collection[str]
+    updated_before: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDue:
+    """Claim a page of due credentials no one else holds; answers a list of
+    :class:`~flow.stores.base.Claimed` (:meth:`~flow.stores.Store.claim_due`)."""
+
+    state: str
+    before: datetime
+    limit: int
+    claim: Claim
+    after: DueKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrently:
+    """Run these programs, at most ``limit`` at a time; answers a list with each
+    one's result, or the ``FlowError`` it raised, in the programs' order."""
+
+    programs: Sequence[Program[Any]]
+    limit: int
+
+
+Effect = (
+    Insert
+    | Save
+    | Load
+    | FindByState
+    | Send
+    | Sleep
+    | Delete
+    | FindExpiring
+    | FindFinished
+    | ClaimDue
+    | Concurrently
+)
 
 T = TypeVar("T")
 

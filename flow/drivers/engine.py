@@ -341,7 +341,7 @@ class Engine:
                         "the process exchanging the code stopped before recording "
                         "the answer; the code is not sent twice, log in again"
                     )
-                    nxt = self._end(record, "fail", now, reason=error.reason)
+                    nxt = self.end(record, "fail", now, reason=error.reason)
                 case "token_issued":
                     nxt = self.machine.fire(
                         record, "grant_access", now, lease_until=None
@@ -377,7 +377,7 @@ class Engine:
             expired = FlowExpired(
                 "the callback came after the flow's time-to-live; start a new flow"
             )
-            return self._end(record, "expire", now), expired
+            return self.end(record, "expire", now), expired
         try:
             code = verify_callback(
                 params,
@@ -386,9 +386,9 @@ class Engine:
                 state_hash=record.state_hash or "",
             )
         except AccessDenied as exc:
-            return self._end(record, "deny", now, detail={"error": exc.error}), exc
+            return self.end(record, "deny", now, detail={"error": exc.error}), exc
         except (CallbackError, OAuthError) as exc:
-            return self._end(record, "fail", now, reason=exc.reason), exc
+            return self.end(record, "fail", now, reason=exc.reason), exc
         secrets = replace(record.secrets, code=code)
         accepted = self.machine.fire(
             record,
@@ -423,14 +423,14 @@ class Engine:
                 )
             else:
                 error = exc
-            return self._end(record, "fail", now, reason=error.reason), error
+            return self.end(record, "fail", now, reason=error.reason), error
 
         now = self.clock()
         try:
             result = parse_token_response(response, now, handling.rules, handling.hooks)
         except (OAuthError, MalformedResponse) as exc:
             detail = {"http_status": response.status}
-            return self._end(record, "fail", now, reason=exc.reason, detail=detail), exc
+            return self.end(record, "fail", now, reason=exc.reason, detail=detail), exc
         issued = self.machine.fire(
             record,
             "issue_token",
@@ -448,7 +448,7 @@ class Engine:
         )
         return issued, None
 
-    def _end(
+    def end(
         self,
         record: FlowRecord,
         trigger: str,
@@ -457,8 +457,11 @@ class Engine:
         reason: str | None = None,
         detail: Mapping[str, JSON] | None = None,
     ) -> FlowRecord:
-        # A flow that ends keeps no code or verifier (SECURITY L5); the state digest
-        # stays so that a repeated callback still finds the flow and gets an answer.
+        """Fire a trigger that ends the flow, scrubbing the code and verifier.
+
+        A flow that ends keeps no code or verifier (SECURITY L5); the state digest
+        stays so that a repeated callback still finds the flow and gets an answer.
+        """
         scrubbed = replace(record.secrets, code=None, code_verifier=None)
         return self.machine.fire(
             record,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -15,12 +16,27 @@ from ..errors import FlowError
 from ..protocol import HttpRequest, HttpResponse
 from ..record import JSON, Client, FlowRecord, ServerMetadata
 from ..stores import Store
-from . import _http
+from . import _http, maintenance
 from ._locks import FlowLocks
 from .access import FlowAuth
 from .credential import DEFAULT_LEEWAY
-from .effects import MAX_EFFECTS, FindByState, Insert, Load, Program, Save, Send, Sleep
+from .effects import (
+    MAX_EFFECTS,
+    ClaimDue,
+    Concurrently,
+    Delete,
+    FindByState,
+    FindExpiring,
+    FindFinished,
+    Insert,
+    Load,
+    Program,
+    Save,
+    Send,
+    Sleep,
+)
 from .engine import Engine, Outcome, Started
+from .maintenance import GcSummary, Progress, RefreshSummary
 
 T = TypeVar("T")
 
@@ -202,6 +218,91 @@ class Driver:
         """An ``httpx.Auth`` that sends this flow's access token."""
         return FlowAuth(self, flow_id, leeway=leeway)
 
+    def gc(
+        self,
+        *,
+        retention: timedelta = maintenance.DEFAULT_RETENTION,
+        limit: int = maintenance.DEFAULT_LIMIT,
+        batch_size: int = maintenance.GC_BATCH,
+        progress: Progress[GcSummary] | None = None,
+    ) -> GcSummary:
+        """Expire abandoned flows and delete finished ones past their retention.
+
+        A waiting flow whose time-to-live ran out moves to ``expired`` (committed
+        and logged like any transition, keeping no code or verifier); a finished
+        flow whose last transition is older than ``retention`` is deleted. Both
+        are compare-and-set: a flow another process moves meanwhile is skipped.
+
+        Args:
+            retention: How long finished flows are kept; zero deletes them now.
+            limit: The most flows each of the two steps handles (and at most 200
+                batches).
+            batch_size: Flows read from the store per batch.
+            progress: Called with the summary so far after each batch.
+
+        Returns:
+            How many flows were expired, deleted and skipped.
+
+        Raises:
+            ConfigurationError: A negative retention or limit, or a batch size
+                below one.
+            StoreError: The store failed.
+        """
+        return self._run(
+            maintenance.gc(
+                self.engine,
+                retention=retention,
+                limit=limit,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        )
+
+    def refresh_due(
+        self,
+        *,
+        window: timedelta = maintenance.DEFAULT_WINDOW,
+        limit: int = maintenance.DEFAULT_LIMIT,
+        batch_size: int = maintenance.REFRESH_BATCH,
+        concurrency: int = maintenance.DEFAULT_CONCURRENCY,
+        progress: Progress[RefreshSummary] | None = None,
+    ) -> RefreshSummary:
+        """Refresh the credentials whose access token expires within ``window``.
+
+        Safe to run in several processes and machines against one store: each due
+        credential is claimed by one of them (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, claim markers on Redis) and refreshed once, with the same
+        rules as :meth:`credential`. Refreshes run in ``concurrency`` threads; the
+        store and the httpx client must allow that (flow's own do).
+
+        Args:
+            window: Refresh tokens expiring within this time from now.
+            limit: The most credentials this run looks at (and at most 200
+                batches).
+            batch_size: Credentials claimed per batch.
+            concurrency: Refreshes in flight at once.
+            progress: Called with the summary so far after each batch.
+
+        Returns:
+            How many credentials were refreshed, given up (``reauth_required``),
+            failed (kept, with the reason) or skipped.
+
+        Raises:
+            ConfigurationError: A negative window or limit, or a batch size or
+                concurrency below one.
+            StoreError: The store failed while claiming.
+        """
+        return self._run(
+            maintenance.refresh_due(
+                self.engine,
+                window=window,
+                limit=limit,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                progress=progress,
+            )
+        )
+
     def _run(self, program: Program[T]) -> T:
         value: object = None
         error: FlowError | None = None
@@ -226,10 +327,48 @@ class Driver:
                         value = self._send(request)
                     case Sleep(seconds):
                         time.sleep(seconds)
+                    case Delete(flow_id, version):
+                        self.store.delete(flow_id, version)
+                    case FindExpiring(states, before, limit):
+                        value = self.store.expiring(
+                            states=states, before=before, limit=limit
+                        )
+                    case FindFinished(states, updated_before, limit):
+                        value = self.store.finished(
+                            states=states, updated_before=updated_before, limit=limit
+                        )
+                    case ClaimDue(state, before, limit, claim, after):
+                        value = self.store.claim_due(
+                            state=state,
+                            before=before,
+                            limit=limit,
+                            claim=claim,
+                            after=after,
+                        )
+                    case Concurrently(programs, limit):
+                        value = self._concurrently(programs, limit)
             except FlowError as exc:
                 error = exc
         program.close()
         raise FlowError(f"operation did not finish within {MAX_EFFECTS} effects")
+
+    def _concurrently(
+        self, programs: Sequence[Program[Any]], limit: int
+    ) -> list[object]:
+        if limit <= 1 or len(programs) <= 1:
+            return [self._attempt(program) for program in programs]
+        with ThreadPoolExecutor(
+            max_workers=min(limit, len(programs)), thread_name_prefix="flow"
+        ) as pool:
+            return list(pool.map(self._attempt, programs))
+
+    def _attempt(self, program: Program[Any]) -> object:
+        """Run one of several programs; its result, or the FlowError it raised."""
+        try:
+            result: object = self._run(program)
+        except FlowError as exc:
+            return exc
+        return result
 
     def _send(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Generator, Sequence
+from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
 import psycopg
@@ -19,6 +20,7 @@ from psycopg import sql
 
 from ..errors import FlowNotFound, StoreError, VersionConflict
 from ..record import FlowRecord, decode, encode
+from .base import Claim, Claimed, DueKey
 
 T = TypeVar("T")
 
@@ -35,6 +37,7 @@ _TABLES = (
         state_hash  text,
         expires_at  timestamptz NOT NULL,
         updated_at  timestamptz NOT NULL,
+        token_expires_at timestamptz,
         body        text NOT NULL,
         secrets     text NOT NULL
     )""",
@@ -42,6 +45,18 @@ _TABLES = (
         ON {schema}.flows (state_hash) WHERE state_hash IS NOT NULL""",
     "CREATE INDEX IF NOT EXISTS flows_state ON {schema}.flows (state, updated_at)",
     "CREATE INDEX IF NOT EXISTS flows_updated ON {schema}.flows (updated_at)",
+    "CREATE INDEX IF NOT EXISTS flows_expiring ON {schema}.flows (state, expires_at)",
+    # Ids compare bytewise (COLLATE "C") wherever they order a page, so that every
+    # store pages in the same order whatever the database's collation.
+    """CREATE INDEX IF NOT EXISTS flows_due
+        ON {schema}.flows (state, token_expires_at, id COLLATE "C")
+        WHERE token_expires_at IS NOT NULL""",
+)
+
+_UPDATE = (
+    "UPDATE {schema}.flows SET version = %s, state = %s, spec = %s, "
+    "provider = %s, state_hash = %s, expires_at = %s, updated_at = %s, "
+    "token_expires_at = %s, body = %s, secrets = %s WHERE id = %s AND version = %s"
 )
 
 
@@ -112,8 +127,15 @@ def _columns(record: FlowRecord) -> tuple[object, ...]:
         record.state_hash,
         record.expires_at,
         record.updated_at,
+        record.token.expires_at if record.token else None,
         encoded.body,
         encoded.secrets,
+    )
+
+
+def _update(record: FlowRecord) -> Step:
+    return Step(
+        _UPDATE, (*_columns(record), record.id, record.version - 1), want="rowcount"
     )
 
 
@@ -123,8 +145,9 @@ def insert(record: FlowRecord) -> Program[None]:
     # index both insert nothing.
     inserted = yield Step(
         "INSERT INTO {schema}.flows (id, version, state, spec, provider, "
-        "state_hash, expires_at, updated_at, body, secrets) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        "state_hash, expires_at, updated_at, token_expires_at, body, secrets) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
         (record.id, *_columns(record)),
         want="rowcount",
     )
@@ -136,13 +159,7 @@ def insert(record: FlowRecord) -> Program[None]:
 
 def save(record: FlowRecord) -> Program[None]:
     """Compare-and-set: write ``record`` over version ``record.version - 1`` only."""
-    updated = yield Step(
-        "UPDATE {schema}.flows SET version = %s, state = %s, spec = %s, "
-        "provider = %s, state_hash = %s, expires_at = %s, updated_at = %s, "
-        "body = %s, secrets = %s WHERE id = %s AND version = %s",
-        (*_columns(record), record.id, record.version - 1),
-        want="rowcount",
-    )
+    updated = yield _update(record)
     if updated == 1:
         return
 
@@ -194,6 +211,110 @@ def list_flows(
         text, (*(filters[column] for column in columns), limit), want="all"
     )
     return [decode(body, secrets, flow_id=i) for i, body, secrets in rows]
+
+
+def delete(flow_id: str, version: int) -> Program[None]:
+    """Compare-and-set: delete the flow only while it is at ``version``."""
+    deleted = yield Step(
+        "DELETE FROM {schema}.flows WHERE id = %s AND version = %s",
+        (flow_id, version),
+        want="rowcount",
+    )
+    if deleted == 1:
+        return
+    stored = yield Step("SELECT version FROM {schema}.flows WHERE id = %s", (flow_id,))
+    if stored is None:
+        raise FlowNotFound("no stored flow has this id", flow_id=flow_id)
+    raise VersionConflict(
+        f"stored version is {stored[0]}, not {version}", flow_id=flow_id
+    )
+
+
+def expiring(
+    states: Collection[str], before: datetime, limit: int
+) -> Program[list[FlowRecord]]:
+    """Flows in ``states`` past their ``expires_at``, the earliest first."""
+    return (yield from _oldest("expires_at", states, before, limit))
+
+
+def finished(
+    states: Collection[str], updated_before: datetime, limit: int
+) -> Program[list[FlowRecord]]:
+    """Flows in ``states`` last updated by ``updated_before``, the oldest first."""
+    return (yield from _oldest("updated_at", states, updated_before, limit))
+
+
+def _oldest(
+    column: Literal["expires_at", "updated_at"],
+    states: Collection[str],
+    before: datetime,
+    limit: int,
+) -> Program[list[FlowRecord]]:
+    if not states or limit <= 0:
+        return []
+    # column is one of two names fixed above; every value is a parameter.
+    rows = yield Step(
+        f"SELECT id, body, secrets FROM {{schema}}.flows WHERE state = ANY(%s) "  # noqa: S608
+        f'AND {column} <= %s ORDER BY {column}, id COLLATE "C" LIMIT %s',
+        (list(states), before, limit),
+        want="all",
+    )
+    return [decode(body, secrets, flow_id=i) for i, body, secrets in rows]
+
+
+def _due_select(
+    state: str, before: datetime, limit: int, after: DueKey | None, *, lock: bool
+) -> Step:
+    text = (
+        "SELECT id, body, secrets FROM {schema}.flows WHERE state = %s "
+        "AND token_expires_at IS NOT NULL AND token_expires_at <= %s "
+    )
+    params: tuple[object, ...] = (state, before)
+    if after is not None:
+        text += (
+            "AND (token_expires_at > %s "
+            'OR (token_expires_at = %s AND id COLLATE "C" > %s)) '
+        )
+        params += (after[0], after[0], after[1])
+    text += 'ORDER BY token_expires_at, id COLLATE "C" LIMIT %s'
+    if lock:
+        # Rows another claimer holds are passed over, not waited for: workers
+        # take disjoint pages (section "The Locking Clause" of the manual).
+        text += " FOR UPDATE SKIP LOCKED"
+    return Step(text, (*params, limit), want="all")
+
+
+def due(
+    state: str, before: datetime, limit: int, after: DueKey | None
+) -> Program[list[FlowRecord]]:
+    """Flows in ``state`` whose token expires by ``before``, the earliest first."""
+    if limit <= 0:
+        return []
+    rows = yield _due_select(state, before, limit, after, lock=False)
+    return [decode(body, secrets, flow_id=i) for i, body, secrets in rows]
+
+
+def claim_due(
+    state: str, before: datetime, limit: int, after: DueKey | None, claim: Claim
+) -> Program[list[Claimed]]:
+    """Lock a page of due flows, skipping locked ones; save what ``claim`` returns.
+
+    Must run in one transaction, so that the row locks last until the saves
+    commit.
+    """
+    if limit <= 0:
+        return []
+    rows = yield _due_select(state, before, limit, after, lock=True)
+    claimed: list[Claimed] = []
+    for flow_id, body, secrets in rows:
+        found = decode(body, secrets, flow_id=flow_id)
+        moved = claim(found)
+        # Under the row lock the update can only miss if claim returned a record
+        # that is not the next version of this one.
+        if moved is not None and (yield _update(moved)) != 1:
+            moved = None
+        claimed.append(Claimed(found, moved))
+    return claimed
 
 
 def run(conn: psycopg.Connection[Any], schema: str, program: Program[T]) -> T:

@@ -1,9 +1,10 @@
 """The Redis stores' key layout, and each operation as a program of Lua scripts.
 
-Every read and write is one Lua script, so each runs atomically in one round trip:
-Redis runs a script to its end before serving any other command ("Scripting with
-Lua" in the Redis manual). That atomicity is the compare-and-set: the script reads
-the stored version and writes only over the expected one.
+Every read and write is one Lua script (:mod:`flow.stores._redis_lua`), so each
+runs atomically in one round trip: Redis runs a script to its end before serving
+any other command ("Scripting with Lua" in the Redis manual). That atomicity is
+the compare-and-set: the script reads the stored version and writes only over the
+expected one.
 
 Keys, under the store's prefix ``p``:
 
@@ -12,7 +13,13 @@ Keys, under the store's prefix ``p``:
   ``state_hash``, ``expires_at``, ``updated_at``, ``body``, ``secrets``);
 * ``{p}state-hash:{digest}``: the id of the flow waiting for that callback state;
 * ``{p}updated``, ``{p}in-state:{state}``, ``{p}by-provider:{provider}``: sorted
-  sets of flow ids scored by ``updated_at`` in microseconds, for ``list``.
+  sets of flow ids scored by ``updated_at`` in microseconds, for ``list`` (and
+  ``finished``);
+* ``{p}expires-in:{state}``: flow ids scored by ``expires_at``, for ``expiring``;
+* ``{p}token-expires-in:{state}``: flow ids scored by their access token's expiry,
+  for ``due``; a flow whose token has no expiry is in none;
+* ``{p}claim:{id}``: set for a short while by ``claim_due`` on each flow it hands
+  out, with an expiry, so that a worker that dies holding it holds it no longer.
 
 A script updating a flow learns its old state, provider and digest only by
 reading the flow, so it builds those index keys from prefixes passed in ``ARGV``.
@@ -22,81 +29,20 @@ prefix with a hash tag, such as ``{flow}:``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..errors import CorruptRecord, FlowNotFound, StoreError, VersionConflict
 from ..record import FlowRecord, decode, encode
+from ._redis_lua import DELETE, DUE, FIND, INSERT, LOAD, OLDEST, PAGE, SAVE, STAMP
+from .base import Claim, Claimed, DueKey
 
 T = TypeVar("T")
 
 #: The version of the key layout above, kept in ``{prefix}meta``.
 STORE_SCHEMA_VERSION = 1
-
-#: Stamps an empty store with the layout version; answers the stored version.
-STAMP = """
-redis.call('HSETNX', KEYS[1], 'schema_version', ARGV[1])
-return redis.call('HGET', KEYS[1], 'schema_version')
-"""
-
-# KEYS: flow hash, digest key, all-flows index, state index, provider index.
-# ARGV: flow id, score, digest ('' for none), then the hash's field/value pairs.
-INSERT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end
-for i = 3, 5 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return 1
-"""
-
-# KEYS: as for INSERT, with the new digest, state and provider.
-# ARGV: flow id, score, new digest, expected version, then the key prefixes of
-# digests, states and providers, then the hash's field/value pairs.
-SAVE = """
-local old = redis.call('HMGET', KEYS[1], 'version', 'state', 'provider', 'state_hash')
-if not old[1] then return {'missing'} end
-if old[1] ~= ARGV[4] then return {'conflict', old[1]} end
-if ARGV[3] ~= '' then
-    local owner = redis.call('GET', KEYS[2])
-    if owner and owner ~= ARGV[1] then return {'taken'} end
-end
-if old[4] and old[4] ~= '' and old[4] ~= ARGV[3] then
-    redis.call('DEL', ARGV[5] .. old[4])
-end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end
-redis.call('ZREM', ARGV[6] .. old[2], ARGV[1])
-redis.call('ZREM', ARGV[7] .. old[3], ARGV[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-for i = 3, 5 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return {'saved'}
-"""
-
-# KEYS: a flow hash.
-LOAD = """
-return redis.call('HMGET', KEYS[1], 'version', 'body', 'secrets')
-"""
-
-# KEYS: a digest key. ARGV: the prefix of flow hashes.
-FIND = """
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-local row = redis.call('HMGET', ARGV[1] .. id, 'version', 'body', 'secrets')
-return {id, row[1], row[2], row[3]}
-"""
-
-# KEYS: an index. ARGV: first and last rank, the prefix of flow hashes.
-PAGE = """
-local rows = {}
-for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])) do
-    local row = redis.call('HMGET', ARGV[3] .. id, 'provider', 'version', 'body',
-        'secrets')
-    rows[#rows + 1] = {id, row[1], row[2], row[3], row[4]}
-end
-return rows
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +86,15 @@ class Keys:
     def updated(self) -> str:
         return f"{self.prefix}updated"
 
+    def expiring(self, state: str = "") -> str:
+        return f"{self.prefix}expires-in:{state}"
+
+    def due(self, state: str = "") -> str:
+        return f"{self.prefix}token-expires-in:{state}"
+
+    def claim(self, flow_id: str = "") -> str:
+        return f"{self.prefix}claim:{flow_id}"
+
     def indexes(self, record: FlowRecord) -> list[str]:
         """The keys both INSERT and SAVE take, in order."""
         return [
@@ -148,6 +103,18 @@ class Keys:
             self.updated,
             self.state(record.state),
             self.provider(record.provider),
+            self.expiring(record.state),
+            self.due(record.state),
+        ]
+
+    def prefixes(self) -> list[str]:
+        """The prefixes of the per-value keys SAVE and DELETE rebuild."""
+        return [
+            self.digest(),
+            self.state(),
+            self.provider(),
+            self.expiring(),
+            self.due(),
         ]
 
 
@@ -167,10 +134,20 @@ def _fields(record: FlowRecord) -> list[str | int]:
     return [item for pair in fields.items() for item in pair]
 
 
-def _score(record: FlowRecord) -> int:
+def _micros(when: datetime) -> int:
     # Whole microseconds: exact in a sorted set's double up to the year 2255,
     # where float seconds would round.
-    return (record.updated_at - _EPOCH) // timedelta(microseconds=1)
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _scores(record: FlowRecord) -> tuple[int, int, int | str]:
+    """The flow's scores: updated, expires, and token expiry ('' for none)."""
+    token_expiry = record.token.expires_at if record.token else None
+    return (
+        _micros(record.updated_at),
+        _micros(record.expires_at),
+        "" if token_expiry is None else _micros(token_expiry),
+    )
 
 
 def _decoded(flow_id: str, row: Sequence[str | None]) -> FlowRecord:
@@ -192,7 +169,15 @@ def start_up(keys: Keys) -> Program[None]:
 
 def insert(keys: Keys, record: FlowRecord) -> Program[None]:
     """Store a new flow, or raise VersionConflict when its id or digest is taken."""
-    args = [record.id, _score(record), record.state_hash or "", *_fields(record)]
+    updated, expires, token_expires = _scores(record)
+    args = [
+        record.id,
+        updated,
+        record.state_hash or "",
+        expires,
+        token_expires,
+        *_fields(record),
+    ]
     if not (yield Call(INSERT, keys.indexes(record), args)):
         raise VersionConflict(
             "a flow with this id or state value exists", flow_id=record.id
@@ -201,14 +186,15 @@ def insert(keys: Keys, record: FlowRecord) -> Program[None]:
 
 def save(keys: Keys, record: FlowRecord) -> Program[None]:
     """Compare-and-set: write ``record`` over version ``record.version - 1`` only."""
+    updated, expires, token_expires = _scores(record)
     args = [
         record.id,
-        _score(record),
+        updated,
         record.state_hash or "",
         record.version - 1,
-        keys.digest(),
-        keys.state(),
-        keys.provider(),
+        expires,
+        token_expires,
+        *keys.prefixes(),
         *_fields(record),
     ]
     outcome, *stored = yield Call(SAVE, keys.indexes(record), args)
@@ -270,3 +256,117 @@ def list_flows(
             break
         start += page
     return list(found.values())[:limit]
+
+
+def delete(keys: Keys, flow_id: str, version: int) -> Program[None]:
+    """Compare-and-set: delete the flow and its index entries while at ``version``."""
+    outcome, *stored = yield Call(
+        DELETE,
+        [keys.flow(flow_id), keys.updated, keys.claim(flow_id)],
+        [flow_id, version, *keys.prefixes()],
+    )
+    if outcome == "missing":
+        raise FlowNotFound("no stored flow has this id", flow_id=flow_id)
+    if outcome == "conflict":
+        raise VersionConflict(
+            f"stored version is {stored[0]}, not {version}", flow_id=flow_id
+        )
+
+
+def expiring(
+    keys: Keys, states: Collection[str], before: datetime, limit: int
+) -> Program[list[FlowRecord]]:
+    """Flows in ``states`` past their ``expires_at``, the earliest first."""
+    indexes = [keys.expiring(state) for state in sorted(states)]
+    return (yield from _oldest(keys, indexes, before, limit))
+
+
+def finished(
+    keys: Keys, states: Collection[str], updated_before: datetime, limit: int
+) -> Program[list[FlowRecord]]:
+    """Flows in ``states`` last updated by ``updated_before``, the oldest first."""
+    indexes = [keys.state(state) for state in sorted(states)]
+    return (yield from _oldest(keys, indexes, updated_before, limit))
+
+
+def _oldest(
+    keys: Keys, indexes: list[str], before: datetime, limit: int
+) -> Program[list[FlowRecord]]:
+    if not indexes or limit <= 0:
+        return []
+    rows = yield Call(OLDEST, indexes, [_micros(before), limit, keys.flow()])
+    return [_decoded(flow_id, row) for flow_id, *row in rows if row[0] is not None]
+
+
+#: How long a claim marker keeps other workers off a flow: far longer than the
+#: moment between the claim and its save, which is all it has to cover.
+CLAIM_HOLD = timedelta(seconds=30)
+#: The most index entries one page of ``due`` looks at, per flow it may return.
+_LOOK_AHEAD = 4
+
+
+def _due_rows(
+    keys: Keys,
+    state: str,
+    before: datetime,
+    limit: int,
+    after: DueKey | None,
+    *,
+    claiming: bool,
+) -> Program[list[list[Any]]]:
+    rows = yield Call(
+        DUE,
+        [keys.due(state)],
+        [
+            _micros(before),
+            "" if after is None else _micros(after[0]),
+            "" if after is None else after[1],
+            limit,
+            keys.flow(),
+            keys.claim() if claiming else "",
+            CLAIM_HOLD // timedelta(milliseconds=1),
+            limit * _LOOK_AHEAD + 100,
+        ],
+    )
+    # A flow deleted since the index was read has no version.
+    return [row for row in rows if row[1] is not None]
+
+
+def due(
+    keys: Keys, state: str, before: datetime, limit: int, after: DueKey | None
+) -> Program[list[FlowRecord]]:
+    """Flows in ``state`` whose token expires by ``before``, the earliest first."""
+    if limit <= 0:
+        return []
+    rows = yield from _due_rows(keys, state, before, limit, after, claiming=False)
+    return [_decoded(flow_id, row) for flow_id, *row in rows]
+
+
+def claim_due(
+    keys: Keys,
+    state: str,
+    before: datetime,
+    limit: int,
+    after: DueKey | None,
+    claim: Claim,
+) -> Program[list[Claimed]]:
+    """Mark a page of due flows no other worker marked; save what ``claim`` returns.
+
+    The markers only spread the work: the compare-and-set of each save is what
+    keeps two workers from both moving one flow, even past a marker's expiry.
+    """
+    if limit <= 0:
+        return []
+    rows = yield from _due_rows(keys, state, before, limit, after, claiming=True)
+    claimed: list[Claimed] = []
+    for flow_id, *row in rows:
+        found = _decoded(flow_id, row)
+        moved = claim(found)
+        if moved is not None:
+            try:
+                yield from save(keys, moved)
+            except (VersionConflict, FlowNotFound):
+                # Someone saved the flow between the mark and this save.
+                moved = None
+        claimed.append(Claimed(found, moved))
+    return claimed

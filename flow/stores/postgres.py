@@ -6,6 +6,12 @@ first to commit, re-checks its ``WHERE`` on the new row and updates nothing (REA
 COMMITTED, section 13.2.1 of the PostgreSQL manual). So a plain pooled
 connection in autocommit mode is enough; no explicit transaction or ``FOR UPDATE``.
 
+The one exception is :meth:`PostgresStore.claim_due`, which lets refresh workers on
+many machines share the due credentials: one transaction selects a page of due rows
+``FOR UPDATE SKIP LOCKED``, saves what the engine's ``claim`` made of each, and
+commits. A row another worker is claiming is skipped rather than waited for, and
+once that worker commits the row is no longer due.
+
 flow creates its own tables, under one schema per store (``flow`` by default), and
 records their layout version in ``flow_meta``. Start-up takes a transaction-scoped
 advisory lock first, because ``CREATE ... IF NOT EXISTS`` is not safe against a
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,7 +36,12 @@ from ..record import FlowRecord
 from ._postgres_sql import (
     STORE_SCHEMA_VERSION,
     Program,
+    claim_due,
+    delete,
+    due,
+    expiring,
     find_by_state,
+    finished,
     insert,
     list_flows,
     load,
@@ -37,6 +50,7 @@ from ._postgres_sql import (
     save,
     start_up,
 )
+from .base import Claim, Claimed, DueKey
 
 T = TypeVar("T")
 
@@ -179,10 +193,19 @@ class PostgresStore(_PostgresBase):
         )
         self._pool.open()
 
-    def _perform(self, program: Program[T], flow_id: str | None = None) -> T:
+    def _perform(
+        self,
+        program: Program[T],
+        flow_id: str | None = None,
+        *,
+        transaction: bool = False,
+    ) -> T:
         try:
             with self._pool.connection() as conn:
-                return run(conn, self.schema, program)
+                if not transaction:
+                    return run(conn, self.schema, program)
+                with conn.transaction():
+                    return run(conn, self.schema, program)
         except psycopg.Error as exc:
             raise _failure(exc, program, flow_id) from None
 
@@ -197,6 +220,42 @@ class PostgresStore(_PostgresBase):
 
     def find_by_state(self, state_hash: str) -> FlowRecord:
         return self._perform(find_by_state(state_hash))
+
+    def delete(self, flow_id: str, version: int) -> None:
+        self._perform(delete(flow_id, version), flow_id)
+
+    def expiring(
+        self, *, states: Collection[str], before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._perform(expiring(states, before, limit))
+
+    def finished(
+        self, *, states: Collection[str], updated_before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._perform(finished(states, updated_before, limit))
+
+    def due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        after: DueKey | None = None,
+    ) -> list[FlowRecord]:
+        return self._perform(due(state, before, limit, after))
+
+    def claim_due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        claim: Claim,
+        after: DueKey | None = None,
+    ) -> list[Claimed]:
+        return self._perform(
+            claim_due(state, before, limit, after, claim), transaction=True
+        )
 
     def list(
         self, *, state: str | None = None, provider: str | None = None, limit: int = 100
@@ -246,12 +305,21 @@ class AsyncPostgresStore(_PostgresBase):
             await self._pool.open()
             self._ready = True
 
-    async def _perform(self, program: Program[T], flow_id: str | None = None) -> T:
+    async def _perform(
+        self,
+        program: Program[T],
+        flow_id: str | None = None,
+        *,
+        transaction: bool = False,
+    ) -> T:
         if not self._ready:
             await self._open()
         try:
             async with self._pool.connection() as conn:
-                return await run_async(conn, self.schema, program)
+                if not transaction:
+                    return await run_async(conn, self.schema, program)
+                async with conn.transaction():
+                    return await run_async(conn, self.schema, program)
         except psycopg.Error as exc:
             raise _failure(exc, program, flow_id) from None
 
@@ -266,6 +334,42 @@ class AsyncPostgresStore(_PostgresBase):
 
     async def find_by_state(self, state_hash: str) -> FlowRecord:
         return await self._perform(find_by_state(state_hash))
+
+    async def delete(self, flow_id: str, version: int) -> None:
+        await self._perform(delete(flow_id, version), flow_id)
+
+    async def expiring(
+        self, *, states: Collection[str], before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return await self._perform(expiring(states, before, limit))
+
+    async def finished(
+        self, *, states: Collection[str], updated_before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return await self._perform(finished(states, updated_before, limit))
+
+    async def due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        after: DueKey | None = None,
+    ) -> list[FlowRecord]:
+        return await self._perform(due(state, before, limit, after))
+
+    async def claim_due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        claim: Claim,
+        after: DueKey | None = None,
+    ) -> list[Claimed]:
+        return await self._perform(
+            claim_due(state, before, limit, after, claim), transaction=True
+        )
 
     async def list(
         self, *, state: str | None = None, provider: str | None = None, limit: int = 100

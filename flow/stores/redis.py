@@ -2,7 +2,11 @@
 
 Every operation is one Lua script (see :mod:`flow.stores._redis_scripts` for the key
 layout), so compare-and-set, the uniqueness of ids and callback digests, and the
-indexes that ``list`` reads all change together or not at all.
+indexes that ``list`` and the maintenance queries read all change together or not
+at all. Refresh workers share the due credentials through ``claim_due``: one
+script reads a page of due flows and marks each with a short-lived claim key
+(``SET NX PX``), passing over flows another worker marked; each claimed flow is
+then saved with the usual compare-and-set.
 
 Redis keeps data in memory; what survives a crash depends on its persistence
 settings. With the append-only file and ``appendfsync everysec`` (the usual
@@ -15,6 +19,8 @@ refused, never merged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import redis
@@ -23,29 +29,40 @@ from redis.commands.core import AsyncScript, Script
 
 from ..errors import ConfigurationError, StoreError
 from ..record import FlowRecord
-from ._redis_scripts import (
+from ._redis_lua import (
+    DELETE,
+    DUE,
     FIND,
     INSERT,
     LOAD,
+    OLDEST,
     PAGE,
     SAVE,
     STAMP,
+)
+from ._redis_scripts import (
     STORE_SCHEMA_VERSION,
     Keys,
     Program,
+    claim_due,
+    delete,
+    due,
+    expiring,
     find_by_state,
+    finished,
     insert,
     list_flows,
     load,
     save,
     start_up,
 )
+from .base import Claim, Claimed, DueKey
 
 T = TypeVar("T")
 
 __all__ = ["STORE_SCHEMA_VERSION", "AsyncRedisStore", "RedisStore"]
 
-_SCRIPTS = (STAMP, INSERT, SAVE, LOAD, FIND, PAGE)
+_SCRIPTS = (STAMP, INSERT, SAVE, DELETE, LOAD, FIND, PAGE, OLDEST, DUE)
 
 
 def _failure(
@@ -177,6 +194,40 @@ class RedisStore(_RedisBase):
     def find_by_state(self, state_hash: str) -> FlowRecord:
         return self._perform(find_by_state(self._keys, state_hash))
 
+    def delete(self, flow_id: str, version: int) -> None:
+        self._perform(delete(self._keys, flow_id, version), flow_id)
+
+    def expiring(
+        self, *, states: Collection[str], before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._perform(expiring(self._keys, states, before, limit))
+
+    def finished(
+        self, *, states: Collection[str], updated_before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._perform(finished(self._keys, states, updated_before, limit))
+
+    def due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        after: DueKey | None = None,
+    ) -> list[FlowRecord]:
+        return self._perform(due(self._keys, state, before, limit, after))
+
+    def claim_due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        claim: Claim,
+        after: DueKey | None = None,
+    ) -> list[Claimed]:
+        return self._perform(claim_due(self._keys, state, before, limit, after, claim))
+
     def list(
         self, *, state: str | None = None, provider: str | None = None, limit: int = 100
     ) -> list[FlowRecord]:
@@ -235,6 +286,42 @@ class AsyncRedisStore(_RedisBase):
 
     async def find_by_state(self, state_hash: str) -> FlowRecord:
         return await self._perform(find_by_state(self._keys, state_hash))
+
+    async def delete(self, flow_id: str, version: int) -> None:
+        await self._perform(delete(self._keys, flow_id, version), flow_id)
+
+    async def expiring(
+        self, *, states: Collection[str], before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return await self._perform(expiring(self._keys, states, before, limit))
+
+    async def finished(
+        self, *, states: Collection[str], updated_before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return await self._perform(finished(self._keys, states, updated_before, limit))
+
+    async def due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        after: DueKey | None = None,
+    ) -> list[FlowRecord]:
+        return await self._perform(due(self._keys, state, before, limit, after))
+
+    async def claim_due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        claim: Claim,
+        after: DueKey | None = None,
+    ) -> list[Claimed]:
+        return await self._perform(
+            claim_due(self._keys, state, before, limit, after, claim)
+        )
 
     async def list(
         self, *, state: str | None = None, provider: str | None = None, limit: int = 100

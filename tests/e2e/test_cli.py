@@ -358,7 +358,7 @@ def test_log_json_writes_json_lines_to_stderr_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "command",
     ["start", "resume", "login", "show", "list", "token", "call", "revoke",
-     "diagram", "check", "demo"],
+     "diagram", "check", "demo", "gc", "refresh-due"],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
     done = run_flow(command, "--help")

@@ -13,9 +13,10 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ from flow.stores import (
     ThreadedStore,
     open_async_store,
 )
+from flow.stores.base import Claim, Claimed, DueKey
 from tests.conftest import IN_CI
 
 T = TypeVar("T")
@@ -153,6 +155,50 @@ class SyncOverAsync:
     def find_by_state(self, state_hash: str) -> FlowRecord:
         return self._run(self.store.find_by_state(state_hash))
 
+    def delete(self, flow_id: str, version: int) -> None:
+        self._run(self.store.delete(flow_id, version))
+
+    def expiring(
+        self, *, states: Collection[str], before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._run(self.store.expiring(states=states, before=before, limit=limit))
+
+    def finished(
+        self, *, states: Collection[str], updated_before: datetime, limit: int
+    ) -> list[FlowRecord]:
+        return self._run(
+            self.store.finished(
+                states=states, updated_before=updated_before, limit=limit
+            )
+        )
+
+    def due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        after: DueKey | None = None,
+    ) -> list[FlowRecord]:
+        return self._run(
+            self.store.due(state=state, before=before, limit=limit, after=after)
+        )
+
+    def claim_due(
+        self,
+        *,
+        state: str,
+        before: datetime,
+        limit: int,
+        claim: Claim,
+        after: DueKey | None = None,
+    ) -> list[Claimed]:
+        return self._run(
+            self.store.claim_due(
+                state=state, before=before, limit=limit, claim=claim, after=after
+            )
+        )
+
     def list(
         self, *, state: str | None = None, provider: str | None = None, limit: int = 100
     ) -> list[FlowRecord]:
@@ -229,12 +275,13 @@ _COLUMNS = (
     "state_hash",
     "expires_at",
     "updated_at",
+    "token_expires_at",
     "body",
     "secrets",
 )
 _SELECT = (
     "SELECT id, version, state, spec, provider, state_hash, expires_at, "
-    "updated_at, body, secrets FROM {table} WHERE id = {param}"
+    "updated_at, token_expires_at, body, secrets FROM {table} WHERE id = {param}"
 )
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flow.record import Client, FlowRecord, Secrets, ServerMetadata
+from flow.record import Client, FlowRecord, Secrets, ServerMetadata, TokenInfo
 from tests import canary
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -54,6 +54,19 @@ def make_record(flow_id: str = "flow-1", **changes: Any) -> FlowRecord:
         secrets=CANARIES,
     )
     return replace(record, **changes)
+
+
+def credential(
+    flow_id: str, expires_in: timedelta | None, **changes: Any
+) -> FlowRecord:
+    """A flow in api_ready whose access token expires ``expires_in`` after START."""
+    expires_at = None if expires_in is None else START + expires_in
+    changes.setdefault(
+        "token", TokenInfo("Bearer", issued_at=START, expires_at=expires_at)
+    )
+    changes.setdefault("state", "api_ready")
+    changes.setdefault("state_hash", None)
+    return make_record(flow_id, **changes)
 
 
 def next_version(record: FlowRecord, **changes: Any) -> FlowRecord:

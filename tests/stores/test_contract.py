@@ -3,6 +3,9 @@
 The ``store`` fixture (``conftest.py``) opens each store in turn: memory, SQLite
 (file and in-memory), PostgreSQL, Redis, and the asyncio stores (PostgreSQL, Redis,
 SQLite behind ``ThreadedStore``) driven from a loop thread.
+
+Besides single flows: compare-and-set deletion, and the maintenance queries
+(expiring waiting flows, finished flows, due credentials and claiming them).
 """
 
 from __future__ import annotations
@@ -14,19 +17,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from flow.errors import CorruptRecord, FlowNotFound, VersionConflict
-from flow.record import FlowRecord
+from flow.record import FlowRecord, TokenInfo
 from flow.stores import AsyncStore, Store
+from flow.stores.base import due_key
 from tests import canary
 from tests.stores.conftest import Backend
 from tests.stores.records import (
     CANARIES,
     START,
     assert_no_canary,
+    credential,
     digest,
     make_record,
     next_version,
     race,
 )
+
+#: Later than every time in these tests.
+LATER = START + timedelta(days=30)
 
 
 def ids(records: list[FlowRecord]) -> list[str]:
@@ -338,3 +346,368 @@ def test_corrupt_stored_text_is_a_corrupt_record(
     assert caught.value.flow_id == record.id
     assert found.value.flow_id == record.id
     assert_no_canary(str(caught.value) + repr(caught.value))
+
+
+# Deleting -----------------------------------------------------------------------------
+
+
+def test_delete_of_the_stored_version_removes_the_flow_and_its_indexes(
+    store: Store,
+) -> None:
+    record = make_record("flow-1", state="failed", reason="r")
+    store.insert(record)
+    store.insert(make_record("flow-2", updated_at=START + timedelta(minutes=1)))
+
+    store.delete(record.id, record.version)
+
+    with pytest.raises(FlowNotFound):
+        store.load(record.id)
+    with pytest.raises(FlowNotFound):
+        store.find_by_state(record.state_hash or "")
+    assert ids(store.list()) == ["flow-2"]
+    assert store.finished(states=["failed"], updated_before=LATER, limit=10) == []
+    assert ids(
+        store.expiring(states=["failed", "awaiting_login"], before=LATER, limit=100)
+    ) == ["flow-2"]
+
+
+def test_a_deleted_flows_id_and_state_digest_can_be_used_again(store: Store) -> None:
+    record = make_record()
+    store.insert(record)
+    store.delete(record.id, record.version)
+
+    store.insert(record)
+
+    assert store.find_by_state(record.state_hash or "") == record
+
+
+def test_delete_of_another_version_conflicts_and_keeps_the_flow(store: Store) -> None:
+    record = make_record()
+    store.insert(record)
+    store.save(next_version(record))
+
+    with pytest.raises(VersionConflict) as caught:
+        store.delete(record.id, record.version)
+
+    assert caught.value.flow_id == record.id
+    assert store.load(record.id).version == record.version + 1
+    assert ids(store.list()) == [record.id]
+
+
+def test_delete_of_an_unknown_flow_is_not_found(store: Store) -> None:
+    with pytest.raises(FlowNotFound) as caught:
+        store.delete("ghost", 1)
+
+    assert caught.value.flow_id == "ghost"
+
+
+def test_delete_leaves_a_digest_that_another_flow_took_since(store: Store) -> None:
+    record = make_record("flow-1")
+    store.insert(record)
+    store.save(next_version(record, state_hash=None))
+    newcomer = make_record("flow-2", state_hash=record.state_hash)
+    store.insert(newcomer)
+
+    store.delete("flow-1", record.version + 1)
+
+    assert store.find_by_state(record.state_hash or "") == newcomer
+
+
+# Expiring and finished flows ----------------------------------------------------------
+
+
+def test_expiring_selects_by_state_and_expiry_earliest_first(store: Store) -> None:
+    rows = [
+        ("a", "awaiting_login", 30),
+        ("b", "awaiting_login", 10),
+        ("c", "client_registered", 20),
+        ("d", "awaiting_login", 90),
+        ("e", "api_ready", 5),
+        ("f", "awaiting_login", 60),
+    ]
+    for flow_id, state, minutes in rows:
+        store.insert(
+            make_record(
+                flow_id, state=state, expires_at=START + timedelta(minutes=minutes)
+            )
+        )
+    waiting = ["awaiting_login", "client_registered"]
+
+    found = store.expiring(
+        states=waiting, before=START + timedelta(minutes=60), limit=10
+    )
+
+    assert ids(found) == ["b", "c", "a", "f"]
+    assert found[0] == store.load("b")
+    assert ids(
+        store.expiring(states=waiting, before=START + timedelta(minutes=60), limit=2)
+    ) == ["b", "c"]
+    assert ids(store.expiring(states=["awaiting_login"], before=LATER, limit=100)) == [
+        "b",
+        "a",
+        "f",
+        "d",
+    ]
+    assert store.expiring(states=waiting, before=START, limit=10) == []
+    assert store.expiring(states=[], before=LATER, limit=100) == []
+    assert store.expiring(states=waiting, before=LATER, limit=0) == []
+
+
+def test_expiring_follows_saves_and_breaks_ties_by_id(store: Store) -> None:
+    for flow_id in ("m", "k", "z"):
+        store.insert(make_record(flow_id))
+    moved = store.load("z")
+
+    store.save(next_version(moved, state="code_received"))
+    store.save(next_version(store.load("m"), expires_at=START - timedelta(minutes=1)))
+
+    assert ids(store.expiring(states=["awaiting_login"], before=LATER, limit=100)) == [
+        "m",
+        "k",
+    ]
+    assert ids(store.expiring(states=["code_received"], before=LATER, limit=100)) == [
+        "z"
+    ]
+
+
+def test_expiring_orders_by_instant_whatever_the_offset(store: Store) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    store.insert(make_record("utc", expires_at=START))
+    store.insert(
+        make_record("east", expires_at=datetime(2026, 1, 1, 13, 30, tzinfo=plus_two))
+    )
+
+    found = store.expiring(states=["awaiting_login"], before=START, limit=10)
+
+    assert ids(found) == ["east", "utc"]
+
+
+def test_finished_selects_by_state_and_last_update_oldest_first(store: Store) -> None:
+    rows = [
+        ("a", "failed", 3),
+        ("b", "expired", 1),
+        ("c", "api_ready", 0),
+        ("d", "revoked", 2),
+        ("e", "failed", 9),
+    ]
+    for flow_id, state, days in rows:
+        store.insert(
+            make_record(flow_id, state=state, updated_at=START + timedelta(days=days))
+        )
+    terminal = ["failed", "expired", "revoked"]
+
+    found = store.finished(
+        states=terminal, updated_before=START + timedelta(days=3), limit=10
+    )
+
+    assert ids(found) == ["b", "d", "a"]
+    assert ids(store.finished(states=terminal, updated_before=LATER, limit=4)) == [
+        "b",
+        "d",
+        "a",
+        "e",
+    ]
+    assert ids(store.finished(states=["failed"], updated_before=LATER, limit=10)) == [
+        "a",
+        "e",
+    ]
+    assert store.finished(states=terminal, updated_before=START, limit=10) == []
+    assert store.finished(states=terminal, updated_before=LATER, limit=0) == []
+
+
+def test_finished_follows_saves_into_a_terminal_state(store: Store) -> None:
+    record = make_record()
+    store.insert(record)
+
+    store.save(next_version(record, state="expired"))
+
+    assert ids(store.finished(states=["expired"], updated_before=LATER, limit=5)) == [
+        record.id
+    ]
+    assert (
+        store.finished(states=["awaiting_login"], updated_before=LATER, limit=5) == []
+    )
+
+
+# Due credentials ----------------------------------------------------------------------
+
+
+def test_due_selects_credentials_by_token_expiry_earliest_first(store: Store) -> None:
+    rows = [
+        ("a", timedelta(minutes=4), "api_ready"),
+        ("b", timedelta(minutes=1), "api_ready"),
+        ("c", None, "api_ready"),
+        ("d", timedelta(minutes=2), "refreshing"),
+        ("e", timedelta(minutes=9), "api_ready"),
+        ("f", timedelta(minutes=-30), "api_ready"),
+    ]
+    for flow_id, expires_in, state in rows:
+        store.insert(credential(flow_id, expires_in, state=state))
+    window = START + timedelta(minutes=5)
+
+    found = store.due(state="api_ready", before=window, limit=10)
+
+    assert ids(found) == ["f", "b", "a"]
+    assert found[1] == store.load("b")
+    assert ids(store.due(state="api_ready", before=window, limit=2)) == ["f", "b"]
+    assert ids(store.due(state="refreshing", before=window, limit=10)) == ["d"]
+    assert ids(store.due(state="api_ready", before=LATER, limit=10)) == [
+        "f",
+        "b",
+        "a",
+        "e",
+    ]
+    assert store.due(state="api_ready", before=window, limit=0) == []
+
+
+def test_due_pages_from_where_the_last_page_ended(store: Store) -> None:
+    # Equal expiries are ordered by id, so a page may end between them.
+    for flow_id in ("x", "w", "v", "u"):
+        store.insert(credential(flow_id, timedelta(minutes=1)))
+    store.insert(credential("t", timedelta(minutes=2)))
+    store.insert(credential("s", timedelta(seconds=30)))
+
+    pages: list[list[str]] = []
+    after = None
+    for _ in range(10):
+        page = store.due(state="api_ready", before=LATER, limit=2, after=after)
+        if not page:
+            break
+        pages.append(ids(page))
+        after = due_key(page[-1])
+
+    assert pages == [["s", "u"], ["v", "w"], ["x", "t"]]
+
+
+def test_due_follows_saves_of_the_token_and_the_state(store: Store) -> None:
+    first = credential("first", timedelta(minutes=1))
+    second = credential("second", timedelta(minutes=2))
+    third = credential("third", timedelta(minutes=3), state="awaiting_login")
+    for record in (first, second, third):
+        store.insert(record)
+    window = START + timedelta(minutes=5)
+
+    store.save(next_version(first, state="refreshing"))
+    later = TokenInfo("Bearer", issued_at=START, expires_at=START + timedelta(hours=1))
+    store.save(next_version(second, token=later))
+    store.save(next_version(third, state="api_ready"))
+
+    assert ids(store.due(state="api_ready", before=window, limit=10)) == ["third"]
+    assert ids(store.due(state="refreshing", before=window, limit=10)) == ["first"]
+    assert ids(store.due(state="api_ready", before=LATER, limit=10)) == [
+        "third",
+        "second",
+    ]
+
+
+def test_due_orders_by_instant_whatever_the_offset(store: Store) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    east = datetime(2026, 1, 1, 13, 30, tzinfo=plus_two)
+    store.insert(credential("utc", timedelta(0)))
+    store.insert(
+        credential(
+            "east",
+            None,
+            token=TokenInfo("Bearer", issued_at=START, expires_at=east),
+        )
+    )
+
+    assert ids(store.due(state="api_ready", before=START, limit=10)) == [
+        "east",
+        "utc",
+    ]
+
+
+# Claiming due credentials -------------------------------------------------------------
+
+
+def begin(record: FlowRecord) -> FlowRecord:
+    """What the engine's begin_refresh would make of a due credential."""
+    return next_version(record, state="refreshing", lease_until=LATER)
+
+
+def test_claim_due_saves_what_claim_returns_and_reports_every_flow(
+    store: Store,
+) -> None:
+    for flow_id, minutes in (("a", 3), ("b", 1), ("c", 2), ("d", 60)):
+        store.insert(credential(flow_id, timedelta(minutes=minutes)))
+    seen: list[FlowRecord] = []
+
+    def claim(record: FlowRecord) -> FlowRecord | None:
+        seen.append(record)
+        return None if record.id == "c" else begin(record)
+
+    claimed = store.claim_due(
+        state="api_ready", before=START + timedelta(minutes=5), limit=10, claim=claim
+    )
+
+    assert [(c.found.id, c.saved is not None) for c in claimed] == [
+        ("b", True),
+        ("c", False),
+        ("a", True),
+    ]
+    assert [c.found for c in claimed] == seen
+    assert claimed[0].found == credential("b", timedelta(minutes=1))
+    assert claimed[0].saved == store.load("b") == begin(claimed[0].found)
+    assert store.load("c") == credential("c", timedelta(minutes=2))
+    assert ids(store.due(state="api_ready", before=LATER, limit=10)) == ["c", "d"]
+
+
+def test_claim_due_honours_the_limit_and_the_page_position(store: Store) -> None:
+    for flow_id, minutes in (("a", 1), ("b", 2), ("c", 3), ("d", 4)):
+        store.insert(credential(flow_id, timedelta(minutes=minutes)))
+
+    claimed = store.claim_due(
+        state="api_ready",
+        before=LATER,
+        limit=2,
+        claim=begin,
+        after=due_key(store.load("a")),
+    )
+
+    assert [c.found.id for c in claimed] == ["b", "c"]
+    assert ids(store.due(state="api_ready", before=LATER, limit=10)) == ["a", "d"]
+    assert store.claim_due(state="api_ready", before=LATER, limit=0, claim=begin) == []
+
+
+def test_claim_due_reports_a_save_that_is_not_the_next_version(store: Store) -> None:
+    store.insert(credential("a", timedelta(minutes=1)))
+
+    claimed = store.claim_due(
+        state="api_ready",
+        before=LATER,
+        limit=5,
+        claim=lambda record: replace(begin(record), version=record.version + 2),
+    )
+
+    assert [(c.found.id, c.saved) for c in claimed] == [("a", None)]
+    assert store.load("a") == credential("a", timedelta(minutes=1))
+
+
+def test_of_many_threads_claiming_at_once_each_flow_goes_to_exactly_one(
+    store: Store,
+) -> None:
+    flow_ids = [f"due-{n:02}" for n in range(40)]
+    for n, flow_id in enumerate(flow_ids):
+        store.insert(credential(flow_id, timedelta(seconds=n)))
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def work(index: int) -> None:
+        # Each claimer pages through everything due, as a refresh run does.
+        after = None
+        for _ in range(len(flow_ids)):
+            claimed = store.claim_due(
+                state="api_ready", before=LATER, limit=3, claim=begin, after=after
+            )
+            if not claimed:
+                return
+            taken[index] += [c.found.id for c in claimed if c.saved is not None]
+            after = due_key(claimed[-1].found)
+
+    outcomes = race(4, work)
+
+    assert outcomes == [None] * 4
+    every = sorted(flow_id for claimer in taken for flow_id in claimer)
+    assert every == flow_ids
+    assert store.due(state="api_ready", before=LATER, limit=100) == []
+    assert {store.load(flow_id).version for flow_id in flow_ids} == {2}

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
+import psycopg
 import pytest
 from psycopg import sql
 
 from flow.errors import ConfigurationError, StoreError
+from flow.record import FlowRecord
 from flow.stores import AsyncPostgresStore, PostgresStore
+from flow.stores.base import Claimed
 from tests import canary
 from tests.stores.conftest import pg_rows
-from tests.stores.records import make_record, race
+from tests.stores.records import START, credential, make_record, next_version, race
 
 PASSWORD = canary.canary("postgres-password")
 
@@ -174,3 +179,83 @@ def test_malformed_settings_are_refused_before_connecting(
 
         canary.record_text(caught.value)
         assert PASSWORD not in str(caught.value)
+
+
+def test_claim_due_passes_over_a_row_another_transaction_holds(
+    postgres_url: str, pg_schema: str
+) -> None:
+    store = PostgresStore(postgres_url, schema=pg_schema)
+    for n, flow_id in enumerate(["held", "free-1", "free-2"]):
+        store.insert(credential(flow_id, timedelta(minutes=n)))
+    claimed: list[list[Claimed]] = []
+
+    def begin(record: FlowRecord) -> FlowRecord:
+        return next_version(record, state="refreshing")
+
+    def claim() -> None:
+        claimed.append(
+            store.claim_due(
+                state="api_ready",
+                before=START + timedelta(hours=1),
+                limit=10,
+                claim=begin,
+            )
+        )
+
+    # Another worker is in the middle of claiming "held": its row lock is taken.
+    with psycopg.connect(postgres_url) as other:
+        other.execute(
+            sql.SQL("SELECT id FROM {}.flows WHERE id = 'held' FOR UPDATE").format(
+                sql.Identifier(pg_schema)
+            )
+        )
+        worker = threading.Thread(target=claim)
+        worker.start()
+        # Without SKIP LOCKED the claim would wait here for the lock, for ever.
+        worker.join(timeout=30)
+        blocked = worker.is_alive()
+        other.rollback()
+    worker.join(timeout=30)
+
+    try:
+        assert not blocked
+        assert [c.found.id for c in claimed[0]] == ["free-1", "free-2"]
+        assert store.load("held").state == "api_ready"
+    finally:
+        store.close()
+
+
+def test_a_claim_that_raises_saves_nothing(postgres_url: str, pg_schema: str) -> None:
+    store = PostgresStore(postgres_url, schema=pg_schema)
+    for n, flow_id in enumerate(["first", "second"]):
+        store.insert(credential(flow_id, timedelta(minutes=n)))
+
+    def claim(record: FlowRecord) -> FlowRecord:
+        if record.id == "second":
+            raise RuntimeError("the claim broke")
+        return next_version(record, state="refreshing")
+
+    try:
+        with pytest.raises(RuntimeError):
+            store.claim_due(
+                state="api_ready",
+                before=START + timedelta(hours=1),
+                limit=5,
+                claim=claim,
+            )
+        assert store.load("first").state == "api_ready"
+    finally:
+        store.close()
+
+
+def test_indexes_for_the_maintenance_queries_exist(
+    postgres_url: str, pg_schema: str
+) -> None:
+    PostgresStore(postgres_url, schema=pg_schema).close()
+
+    indexes = pg_rows(
+        postgres_url,
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s ORDER BY indexname",
+        pg_schema,
+    )
+    assert {"flows_due", "flows_expiring", "flows_state"} <= {i for (i,) in indexes}

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
 from flow.errors import ConfigurationError, CorruptRecord, StoreError
+from flow.record import FlowRecord
 from flow.stores import AsyncRedisStore, RedisStore
 from tests import canary
 from tests.stores.conftest import redis_client
-from tests.stores.records import assert_no_canary, make_record, next_version
+from tests.stores.records import (
+    START,
+    assert_no_canary,
+    credential,
+    make_record,
+    next_version,
+)
 
 PASSWORD = canary.canary("redis-password")
 
@@ -38,14 +46,83 @@ def test_every_key_is_under_the_prefix_and_indexes_follow_saves(
     finally:
         store.close()
 
-    # The digest and the old state's index are gone; nothing is left outside.
+    # The digest and the old state's indexes are gone; nothing is left outside.
     assert keys(redis_url, redis_prefix) == {
         f"{redis_prefix}meta",
         f"{redis_prefix}flow:f1",
         f"{redis_prefix}updated",
         f"{redis_prefix}in-state:api_ready",
+        f"{redis_prefix}expires-in:api_ready",
         f"{redis_prefix}by-provider:github",
     }
+
+
+def test_a_credential_is_indexed_by_token_expiry_and_delete_leaves_only_meta(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    record = credential("f1", timedelta(minutes=5))
+    try:
+        store.insert(record)
+        indexed = keys(redis_url, redis_prefix)
+        store.delete(record.id, record.version)
+    finally:
+        store.close()
+
+    assert f"{redis_prefix}token-expires-in:api_ready" in indexed
+    assert keys(redis_url, redis_prefix) == {f"{redis_prefix}meta"}
+
+
+def test_claim_due_passes_over_a_flow_another_worker_marked(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    for n, flow_id in enumerate(["held", "free"]):
+        store.insert(credential(flow_id, timedelta(minutes=n)))
+    with redis_client(redis_url) as client:
+        client.set(f"{redis_prefix}claim:held", "1", px=30_000)
+
+    def begin(record: FlowRecord) -> FlowRecord:
+        return next_version(record, state="refreshing")
+
+    try:
+        claimed = store.claim_due(
+            state="api_ready", before=START + timedelta(hours=1), limit=5, claim=begin
+        )
+        again = store.claim_due(
+            state="api_ready", before=START + timedelta(hours=1), limit=5, claim=begin
+        )
+        assert [c.found.id for c in claimed] == ["free"]
+        assert again == []
+        assert store.load("held").state == "api_ready"
+    finally:
+        store.close()
+    with redis_client(redis_url) as client:
+        # The marker expires by itself: a worker that dies cannot keep it.
+        assert 0 < client.pttl(f"{redis_prefix}claim:free") <= 30_000
+
+
+def test_a_declined_flow_stays_marked_so_other_workers_pass_over_it(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    store.insert(credential("declined", timedelta(minutes=1)))
+
+    try:
+        first = store.claim_due(
+            state="api_ready",
+            before=START + timedelta(hours=1),
+            limit=5,
+            claim=lambda _: None,
+        )
+        second = store.due(
+            state="api_ready", before=START + timedelta(hours=1), limit=5
+        )
+    finally:
+        store.close()
+
+    assert [(c.found.id, c.saved) for c in first] == [("declined", None)]
+    assert [r.id for r in second] == ["declined"]
 
 
 def test_keys_of_a_newer_flow_are_refused(redis_url: str, redis_prefix: str) -> None:

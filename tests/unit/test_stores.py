@@ -295,3 +295,27 @@ def test_every_name_in_all_exists_and_all_is_sorted() -> None:
 
     assert flow.stores.__all__ == sorted(flow.stores.__all__)
     assert [n for n in flow.stores.__all__ if not hasattr(flow.stores, n)] == []
+
+
+def test_a_file_from_before_token_expiry_was_indexed_still_opens(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO flow_meta VALUES ('schema_version', '1');"
+            "CREATE TABLE flows (id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+            " state TEXT NOT NULL, spec TEXT NOT NULL, provider TEXT NOT NULL,"
+            " state_hash TEXT, expires_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+            " body TEXT NOT NULL, secrets TEXT NOT NULL);"
+        )
+    old.close()
+
+    store = SQLiteStore(path)
+
+    columns = [
+        row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(flows)")
+    ]
+    assert "token_expires_at" in columns
+    assert store.list() == []
