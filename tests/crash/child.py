@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any, cast
 
 import httpx
 
@@ -25,18 +26,21 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-class KillingStore(flow.SQLiteStore):
-    """Kills the process before or after the Nth save."""
+class KillingStore:
+    """A store opened from its URL that kills the process around the Nth save."""
 
-    def __init__(self, path: str, point: str, nth: int) -> None:
-        super().__init__(path)
+    def __init__(self, url: str, point: str, nth: int) -> None:
+        self.store = flow.open_store(url)
         self.point, self.nth, self.saves = point, nth, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
     def save(self, record: FlowRecord) -> None:
         self.saves += 1
         if self.point == "before_commit" and self.saves == self.nth:
             die()
-        super().save(record)
+        self.store.save(record)
         print(f"ack {record.version}", flush=True)
         if self.point == "after_commit" and self.saves == self.nth:
             die()
@@ -61,7 +65,7 @@ class KillingTransport(httpx.HTTPTransport):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--store", required=True)
     parser.add_argument("--callback", required=True)
     parser.add_argument("--point", required=True)
     parser.add_argument("--nth", type=int, default=1)
@@ -71,7 +75,7 @@ def main() -> None:
     if args.point == "random":
         delay = random.Random(args.seed).uniform(0.0, 0.03)
         threading.Timer(delay, die).start()
-    store = KillingStore(args.db, args.point, args.nth)
+    store = cast(flow.Store, KillingStore(args.store, args.point, args.nth))
     http = httpx.Client(transport=KillingTransport(args.point))
     with flow.Driver(store, http=http) as driver:
         outcome = driver.resume(args.callback)

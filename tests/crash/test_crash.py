@@ -1,6 +1,7 @@
 """Proof under crashes: a child process is SIGKILLed at each point of a resume.
 
-Afterwards the SQLite file passes ``PRAGMA integrity_check``, every transition the
+For an SQLite file and PostgreSQL. Afterwards an SQLite file passes
+``PRAGMA integrity_check``, every transition the
 child saw acknowledged is in the store, the token endpoint saw the code at most
 once, and the flow either finishes when resumed again or ends failed with a reason.
 """
@@ -25,6 +26,7 @@ import flow
 from flow import AuthMethod, Client
 from flow.errors import FlowError
 from tests import canary
+from tests.stores.conftest import pg_schema, postgres_url  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,14 +75,14 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
     endpoint.close()
 
 
-def started_flow(db: Path, token_url: str) -> tuple[str, str]:
+def started_flow(url: str, token_url: str) -> tuple[str, str]:
     """A committed flow and the callback its browser would bring back."""
     server = flow.explicit_metadata(
         issuer="http://127.0.0.1:9",
         authorization_endpoint="http://127.0.0.1:9/authorize",
         token_endpoint=token_url,
     )
-    store = flow.SQLiteStore(db)
+    store = flow.open_store(url)
     with flow.Driver(store) as driver:
         started = driver.start(
             Client("crash-client", "http://127.0.0.1:9/cb", AuthMethod.NONE), server
@@ -92,11 +94,11 @@ def started_flow(db: Path, token_url: str) -> tuple[str, str]:
     return started.flow_id, f"http://127.0.0.1:9/cb?code={code}&state={state}"
 
 
-def run_child(db: Path, callback: str, point: str, nth: int, seed: int) -> list[int]:
+def run_child(url: str, callback: str, point: str, nth: int, seed: int) -> list[int]:
     done = subprocess.run(
         [
             sys.executable, "-m", "tests.crash.child",
-            "--db", str(db), "--callback", callback,
+            "--store", url, "--callback", callback,
             "--point", point, "--nth", str(nth), "--seed", str(seed),
         ],
         cwd=ROOT,
@@ -128,21 +130,30 @@ POINTS = {
 }
 
 
+@pytest.fixture(params=["sqlite_file", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Fresh storage in each store a crash test covers."""
+    if request.param == "sqlite_file":
+        return f"sqlite:///{tmp_path / 'crash.db'}"
+    url = request.getfixturevalue("postgres_url")
+    return f"{url}?schema={request.getfixturevalue('pg_schema')}"
+
+
 @pytest.mark.parametrize(
     ("point", "nth"), [*POINTS, *(("random", seed) for seed in range(6))]
 )
 def test_killed_resume_leaves_a_consistent_store_and_sends_the_code_once(
-    tmp_path: Path, token_endpoint: TokenEndpoint, point: str, nth: int
+    store_url: str, token_endpoint: TokenEndpoint, point: str, nth: int
 ) -> None:
-    db = tmp_path / "crash.db"
-    flow_id, callback = started_flow(db, token_endpoint.url)
+    flow_id, callback = started_flow(store_url, token_endpoint.url)
     code = parse_qs(urlsplit(callback).query)["code"][0]
 
-    acked = run_child(db, callback, point, nth, seed=nth)
+    acked = run_child(store_url, callback, point, nth, seed=nth)
 
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    store = flow.SQLiteStore(db)
+    if store_url.startswith("sqlite:///"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = flow.open_store(store_url)
     record = store.load(flow_id)
     # Every acknowledged transition is stored: one history entry per version.
     assert record.version >= max(acked, default=1)

@@ -26,8 +26,8 @@ from flow.stores import open_store
 from tests.stores.records import make_record
 
 PROCESSES = 4
-#: Transitions each process applies in the no-lost-update test.
-TRANSITIONS = 100
+#: Transitions each process applies in the no-lost-update test: 500 in all.
+TRANSITIONS = 125
 #: Seconds any one wait may take before the test gives up on a process.
 TIMEOUT = 60.0
 
