@@ -47,6 +47,7 @@ from .errors import (
     StateMismatch,
     StoreError,
     TransportError,
+    UserAgentMismatch,
     VersionConflict,
 )
 from .events import redact_secrets
@@ -110,6 +111,7 @@ __all__ = [
     "ThreadedStore",
     "TokenInfo",
     "TransportError",
+    "UserAgentMismatch",
     "VersionConflict",
     "explicit_metadata",
     "load_spec",

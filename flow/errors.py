@@ -53,6 +53,7 @@ __all__ = [
     "UnexpectedParameter",
     "UnsupportedGrantType",
     "UnsupportedResponseType",
+    "UserAgentMismatch",
     "VersionConflict",
     "oauth_error",
 ]
@@ -203,6 +204,15 @@ class StateMismatch(CallbackError):
     """The callback's ``state`` is missing or does not match the flow's."""
 
     reason = "state_mismatch"
+
+
+class UserAgentMismatch(CallbackError):
+    """The callback does not come from the user agent the flow was started for.
+
+    The flow is left waiting, so the real user can still finish it.
+    """
+
+    reason = "ua_mismatch"
 
 
 class IssuerMismatch(CallbackError):

@@ -103,6 +103,7 @@ class AsyncDriver:
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
+        binding: str | None = None,
     ) -> Started:
         """See :meth:`flow.Driver.start`."""
         return await self._run(
@@ -117,12 +118,17 @@ class AsyncDriver:
                 context=context,
                 extra_params=extra_params,
                 ttl=ttl,
+                binding=binding,
             )
         )
 
-    async def resume(self, callback: str, *, flow_id: str | None = None) -> Outcome:
+    async def resume(
+        self, callback: str, *, flow_id: str | None = None, binding: str | None = None
+    ) -> Outcome:
         """See :meth:`flow.Driver.resume`."""
-        return await self._run(self.engine.resume(callback, flow_id=flow_id))
+        return await self._run(
+            self.engine.resume(callback, flow_id=flow_id, binding=binding)
+        )
 
     async def get(self, flow_id: str) -> FlowRecord:
         """The stored flow with this id."""

@@ -32,6 +32,7 @@ from ..errors import (
     OAuthError,
     StateMismatch,
     TransportError,
+    UserAgentMismatch,
     VersionConflict,
 )
 from ..machine import FlowMachine, default_machine
@@ -49,6 +50,7 @@ from ..protocol import (
     verify_callback,
 )
 from ..protocol.callback import CallbackParams
+from ..protocol.pkce import same_digest
 from ..providers import (
     Catalog,
     Provider,
@@ -195,6 +197,7 @@ class Engine:
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
+        binding: str | None = None,
     ) -> Program[Started]:
         """Create a flow, commit it in the waiting state, and return its URL.
 
@@ -250,6 +253,7 @@ class Engine:
             "authorize",
             now,
             state_hash=state_digest(state),
+            binding_hash=state_digest(binding) if binding is not None else None,
             secrets=replace(initial.secrets, code_verifier=verifier),
         )
 
@@ -294,13 +298,17 @@ class Engine:
 
     # Resume ------------------------------------------------------------------------
 
-    def resume(self, callback: str, *, flow_id: str | None = None) -> Program[Outcome]:
+    def resume(
+        self, callback: str, *, flow_id: str | None = None, binding: str | None = None
+    ) -> Program[Outcome]:
         """Take a flow from its callback to API access, committing every step.
 
         Args:
             callback: The URL the browser came back on, or its raw query string,
                 exactly as received.
             flow_id: The flow to resume; found by the callback's state otherwise.
+            binding: The value the flow was bound to at start (the user's session
+                id, say), as the request carrying this callback presents it.
         """
         params = parse_callback(callback)
         if flow_id is not None:
@@ -322,6 +330,7 @@ class Engine:
             error: FlowError | None = None
             match record.state:
                 case "awaiting_login":
+                    _check_binding(record, binding)
                     nxt, error = self._on_callback(record, params, now)
                 case "code_received" | "exchanging" | "token_issued" if (
                     leased and not owned
@@ -471,6 +480,20 @@ class Engine:
             detail=detail,
             secrets=scrubbed,
             lease_until=None,
+        )
+
+
+def _check_binding(record: FlowRecord, binding: str | None) -> None:
+    # RFC 9700 section 2.1: CSRF protection binds the state to the user agent. A
+    # callback from another browser is refused before anything changes, so a
+    # forged callback cannot end the real user's flow.
+    if record.binding_hash is None:
+        return
+    if binding is None or not same_digest(state_digest(binding), record.binding_hash):
+        raise UserAgentMismatch(
+            "the callback does not come from the browser that started this flow",
+            flow_id=record.id,
+            state=record.state,
         )
 
 

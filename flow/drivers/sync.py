@@ -104,6 +104,7 @@ class Driver:
         context: Mapping[str, JSON] | None = None,
         extra_params: Mapping[str, str] | None = None,
         ttl: timedelta | None = None,
+        binding: str | None = None,
     ) -> Started:
         """Start a flow: commit it as waiting for the user and return its URL.
 
@@ -122,6 +123,9 @@ class Driver:
             context: The application's own JSON data, kept with the flow.
             extra_params: Further authorization parameters (``prompt``, ...).
             ttl: How long the flow waits for its callback.
+            binding: A value that ties the flow to the user's browser, such as
+                the session id; ``resume`` then needs the same value
+                (RFC 9700 section 2.1).
 
         Returns:
             The flow id and the authorization URL to send the browser to.
@@ -138,15 +142,19 @@ class Driver:
                 context=context,
                 extra_params=extra_params,
                 ttl=ttl,
+                binding=binding,
             )
         )
 
-    def resume(self, callback: str, *, flow_id: str | None = None) -> Outcome:
+    def resume(
+        self, callback: str, *, flow_id: str | None = None, binding: str | None = None
+    ) -> Outcome:
         """Resume a flow from the callback its browser came back with.
 
         Args:
             callback: The full callback URL or its raw query string, untouched.
             flow_id: The flow, when known; found by the callback's state otherwise.
+            binding: The value given to ``start``, as this request presents it.
 
         Returns:
             Where the flow stands: ``completed``, ``already_handled`` (a repeated
@@ -155,13 +163,14 @@ class Driver:
 
         Raises:
             FlowNotFound: No flow matches.
-            CallbackError: The callback does not verify; the flow is failed.
+            CallbackError: The callback does not verify; the flow is failed
+                (``UserAgentMismatch`` leaves it waiting for the real user).
             OAuthError: The server refused (the flow is denied or failed).
             FlowExpired: The flow's time-to-live ran out; the flow is expired.
             IndeterminateExchange: The code may have been sent by a process that
                 crashed; the flow is failed and the code is not sent again.
         """
-        return self._run(self.engine.resume(callback, flow_id=flow_id))
+        return self._run(self.engine.resume(callback, flow_id=flow_id, binding=binding))
 
     def get(self, flow_id: str) -> FlowRecord:
         """The stored flow with this id."""

@@ -169,6 +169,9 @@ class FlowRecord:
         expires_at: When an unfinished flow stops accepting its callback.
         state_hash: SHA-256 (hex) of the ``state`` value sent to the browser; the
             index a callback is matched by.
+        binding_hash: SHA-256 (hex) of the value the flow was bound to at start,
+            such as the user's session id (RFC 9700 section 2.1): a callback
+            without the same value is refused and the flow left waiting.
         lease_until: While exchanging, until when the exchange belongs to the
             process that started it.
         reason: Why the flow failed, for failed states.
@@ -191,6 +194,7 @@ class FlowRecord:
     updated_at: datetime
     expires_at: datetime
     state_hash: str | None = None
+    binding_hash: str | None = None
     lease_until: datetime | None = None
     reason: str | None = None
     token: TokenInfo | None = None

@@ -150,6 +150,7 @@ class FlowRecordSchema(_Strict):
     updated_at = _when(required=True)
     expires_at = _when(required=True)
     state_hash = fields.String(required=True, allow_none=True)
+    binding_hash = fields.String(load_default=None, allow_none=True)
     lease_until = _when(required=True, allow_none=True)
     reason = fields.String(required=True, allow_none=True)
     token = fields.Nested(TokenInfoSchema, required=True, allow_none=True)

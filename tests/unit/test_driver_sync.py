@@ -29,6 +29,7 @@ from flow.errors import (
     StateMismatch,
     TransportError,
     UnexpectedParameter,
+    UserAgentMismatch,
 )
 from tests import canary
 from tests.unit.flowkit import (
@@ -604,3 +605,23 @@ def test_discovery_document_for_another_issuer_starts_nothing(
         driver.start(confidential_client(AuthMethod.NONE), ISSUER)
 
     assert driver.store.list() == []
+
+
+def test_callback_from_another_browser_is_refused_and_the_flow_keeps_waiting(
+    db: Path, fake: FakeAS, clock: Clock
+) -> None:
+    driver = make_driver(db, fake, clock)
+    session = canary.canary("session")
+    started = start(driver, fake, binding=session)
+    callback = callback_for(started)
+
+    with pytest.raises(UserAgentMismatch):
+        driver.resume(callback, binding="attacker-session")
+    with pytest.raises(UserAgentMismatch):
+        driver.resume(callback)
+    waiting = driver.get(started.flow_id)
+    outcome = driver.resume(callback, binding=session)
+
+    assert (waiting.state, waiting.version) == ("awaiting_login", 1)
+    assert outcome.state == "api_ready"
+    assert len(fake.token_requests) == 1
