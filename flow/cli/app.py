@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ..drivers import Driver
+from ..drivers import Driver, Started
 from ..errors import ConfigurationError, FlowError, SpecError
 from ..machine import diagram_document, mermaid
 from ..machine.diagram import write_diagrams
@@ -283,7 +283,7 @@ def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
     return values
 
 
-def start_flow(args: argparse.Namespace, driver: Driver, redirect_uri: str) -> Any:
+def start_flow(args: argparse.Namespace, driver: Driver, redirect_uri: str) -> Started:
     """Start a flow from the start/login flags."""
     client, secret = client_from(args, redirect_uri)
     return driver.start(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
+from urllib.parse import urlsplit
 
 from .. import events
 from ..errors import (
@@ -498,6 +499,4 @@ def _check_binding(record: FlowRecord, binding: str | None) -> None:
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).hostname or "custom"

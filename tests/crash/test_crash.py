@@ -26,7 +26,11 @@ import flow
 from flow import AuthMethod, Client
 from flow.errors import FlowError
 from tests import canary
-from tests.stores.conftest import pg_schema, postgres_url  # noqa: F401 - fixtures
+from tests.stores.conftest import (  # noqa: F401 - fixtures used by name
+    durable_store_url,
+    pg_schema,
+    postgres_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,10 +137,7 @@ POINTS = {
 @pytest.fixture(params=["sqlite_file", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Fresh storage in each store a crash test covers."""
-    if request.param == "sqlite_file":
-        return f"sqlite:///{tmp_path / 'crash.db'}"
-    url = request.getfixturevalue("postgres_url")
-    return f"{url}?schema={request.getfixturevalue('pg_schema')}"
+    return durable_store_url(request.param, request, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -19,16 +19,14 @@ import pytest
 import flow
 from flow.cli import main
 from tests import canary
-from tests.conftest import IN_CI
+from tests.e2e.conftest import SHORT_TOKEN_TTL
 from tests.e2e.harness import (
     CONFIDENTIAL_CLIENT_ID,
     CONFIDENTIAL_CLIENT_SECRET,
     PUBLIC_CLIENT_ID,
     WEB_REDIRECT_URI,
     AuthServer,
-    AuthServerUnavailableError,
     Browser,
-    start_auth_server,
 )
 
 pytestmark = pytest.mark.e2e
@@ -366,28 +364,16 @@ def test_every_command_has_help(command: str) -> None:
     assert (done.returncode, done.stdout.startswith("usage: flow")) == (0, True)
 
 
-@pytest.fixture(scope="module")
-def short_lived_server() -> Iterator[AuthServer]:
-    """A second server whose access tokens live two seconds."""
-    try:
-        server = start_auth_server(access_token_ttl=2)
-    except AuthServerUnavailableError as exc:
-        if IN_CI:
-            pytest.fail(f"the e2e authorization server must run under CI: {exc}")
-        pytest.skip(f"e2e authorization server unavailable: {exc}")
-    yield server
-    server.stop()
-
-
 def test_token_and_call_refresh_after_the_token_expired(
-    short_lived_server: AuthServer, cli: Cli, browser: Browser
+    short_lived_auth_server: AuthServer, cli: Cli, browser: Browser
 ) -> None:
-    flow_id = logged_in(cli, short_lived_server, browser)
+    flow_id = logged_in(cli, short_lived_auth_server, browser)
     before = cli.json("token", flow_id, "--leeway", "0")["access_token"]
     canary.register(before)
-    time.sleep(2.5)  # let the access token expire at the server (clock tolerance 0)
+    # Let the access token expire at the server (its clock tolerance is 0).
+    time.sleep(SHORT_TOKEN_TTL + 0.5)
 
-    called = cli.json("call", flow_id, f"{short_lived_server.issuer}/me")
+    called = cli.json("call", flow_id, f"{short_lived_auth_server.issuer}/me")
     after = cli.json("token", flow_id, "--leeway", "0")["access_token"]
     canary.register(after)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -18,12 +17,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from tests.e2e.conftest import running_server
 from tests.e2e.harness import (
     AuthServer,
-    AuthServerUnavailableError,
     Browser,
     BrowserError,
-    start_auth_server,
 )
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +29,10 @@ pytestmark = pytest.mark.e2e
 NATIVE_CALLBACK = "http://127.0.0.1:53123/callback"
 
 
-def _start(**kwargs: Any) -> AuthServer:
-    """Start the server, or skip (fail under CI=true) when it cannot run here."""
-    try:
-        return start_auth_server(**kwargs)
-    except AuthServerUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"e2e server unavailable under CI: {exc}")
-        pytest.skip(f"e2e server unavailable: {exc}")
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[AuthServer]:
     """One oidc-provider process for the whole module."""
-    srv = _start()
+    srv = running_server()
     try:
         yield srv
     finally:
@@ -418,7 +406,7 @@ def test_short_token_ttl_and_extra_clients(http: httpx.Client) -> None:
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
     }
-    srv = _start(access_token_ttl=1, extra_clients=[extra])
+    srv = running_server(access_token_ttl=1, extra_clients=[extra])
     try:
         verifier, challenge = pkce_pair()
         url = authorization_url(

@@ -10,13 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -24,56 +21,29 @@ import pytest
 import flow
 from flow import AuthMethod, Client
 from tests import canary
-from tests.conftest import IN_CI
 from tests.e2e.harness import (
     NATIVE_REDIRECT_URI,
     PUBLIC_CLIENT_ID,
     AuthServer,
-    AuthServerUnavailableError,
     Browser,
-    start_auth_server,
 )
 from tests.stores.conftest import (  # noqa: F401 - fixtures used by name
     pg_schema,
     postgres_url,
     redis_prefix,
     redis_url,
+    store_url,
 )
 
 pytestmark = pytest.mark.e2e
 PROCESSES, CALLS = 4, 8
-TOKEN_TTL = 4
-
-
-@pytest.fixture(scope="module")
-def short_tokens() -> Iterator[AuthServer]:
-    """A server whose access tokens live a few seconds."""
-    try:
-        server = start_auth_server(access_token_ttl=TOKEN_TTL)
-    except AuthServerUnavailableError as exc:
-        if IN_CI:
-            pytest.fail(f"the e2e authorization server must run under CI: {exc}")
-        pytest.skip(f"e2e authorization server unavailable: {exc}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite_file", "postgres", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite_file":
-        return f"sqlite:///{tmp_path / 'flows.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        return f"{url}?schema={request.getfixturevalue('pg_schema')}"
-    url = request.getfixturevalue("redis_url")
-    return f"{url}?prefix={quote(request.getfixturevalue('redis_prefix'))}"
 
 
 def call_api(
-    store_url: str, flow_id: str, userinfo: str, start: Barrier, results: Queue[Any]
+    url: str, flow_id: str, userinfo: str, start: Barrier, results: Queue[Any]
 ) -> None:
     """One process: CALLS concurrent API calls through FlowAuth."""
-    store = flow.open_store(store_url)
+    store = flow.open_store(url)
     statuses: list[int] = []
     with flow.Driver(store) as driver:
         # No leeway: refresh only once the token has really expired.
@@ -94,14 +64,15 @@ def call_api(
 
 
 def test_four_processes_with_an_expired_token_refresh_once(
-    short_tokens: AuthServer, store_url: str
+    short_lived_auth_server: AuthServer,
+    store_url: str,  # noqa: F811 - the fixture imported above
 ) -> None:
     store = flow.open_store(store_url)
     with flow.Driver(store) as driver, Browser() as browser:
         redirect = NATIVE_REDIRECT_URI.replace("127.0.0.1", "127.0.0.1:53125")
         started = driver.start(
             Client(PUBLIC_CLIENT_ID, redirect, AuthMethod.NONE),
-            short_tokens.issuer,
+            short_lived_auth_server.issuer,
             scopes=["openid", "offline_access"],
         )
         with canary.playing_the_user():

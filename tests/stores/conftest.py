@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -89,6 +90,27 @@ def redis_url() -> str:
     except Exception as exc:
         unavailable("Redis", exc)
     return REDIS_URL
+
+
+def durable_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of fresh storage of ``kind``: ``sqlite_file``, ``postgres`` or ``redis``.
+
+    PostgreSQL gets its own schema and Redis its own key prefix, both removed after
+    the test by the fixtures that make them.
+    """
+    if kind == "sqlite_file":
+        return f"sqlite:///{tmp_path / 'flows.db'}"
+    if kind == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return f"{url}?schema={request.getfixturevalue('pg_schema')}"
+    url = request.getfixturevalue("redis_url")
+    return f"{url}?prefix={quote(request.getfixturevalue('redis_prefix'))}"
+
+
+@pytest.fixture(params=["sqlite_file", "postgres", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of fresh storage in each store that processes can share."""
+    return durable_store_url(request.param, request, tmp_path)
 
 
 def pg_rows(url: str, query: Any, *params: object) -> list[tuple[Any, ...]]:

@@ -15,9 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
@@ -30,18 +28,6 @@ PROCESSES = 4
 TRANSITIONS = 125
 #: Seconds any one wait may take before the test gives up on a process.
 TIMEOUT = 60.0
-
-
-@pytest.fixture(params=["sqlite_file", "postgres", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL of fresh storage in each durable store."""
-    if request.param == "sqlite_file":
-        return f"sqlite:///{tmp_path / 'flows.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        return f"{url}?schema={request.getfixturevalue('pg_schema')}"
-    url = request.getfixturevalue("redis_url")
-    return f"{url}?prefix={quote(request.getfixturevalue('redis_prefix'))}"
 
 
 # What the processes run --------------------------------------------------------------

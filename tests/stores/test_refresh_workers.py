@@ -17,7 +17,6 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ import structlog
 
 from flow import Driver
 from flow.stores import open_store
+from tests.stores.conftest import durable_store_url
 from tests.stores.test_processes import PROCESSES, TIMEOUT, run_together
 from tests.unit.flowkit import RotatingAS, TokenServer, credential_flow
 
@@ -35,13 +35,7 @@ FLOWS = 50
 @pytest.fixture(params=["postgres", "redis", "sqlite_file"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of fresh storage in each store that processes can share."""
-    if request.param == "sqlite_file":
-        return f"sqlite:///{tmp_path / 'flows.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        return f"{url}?schema={request.getfixturevalue('pg_schema')}"
-    url = request.getfixturevalue("redis_url")
-    return f"{url}?prefix={quote(request.getfixturevalue('redis_prefix'))}"
+    return durable_store_url(request.param, request, tmp_path)
 
 
 def refresh_worker(url: str, start: Barrier, results: Queue[Any]) -> None:

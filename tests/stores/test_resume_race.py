@@ -10,9 +10,8 @@ import multiprocessing
 from collections.abc import Iterator, MutableMapping
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import structlog
@@ -28,17 +27,6 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
     endpoint = TokenEndpoint()
     yield endpoint
     endpoint.close()
-
-
-@pytest.fixture(params=["sqlite_file", "postgres", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite_file":
-        return f"sqlite:///{tmp_path / 'flows.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        return f"{url}?schema={request.getfixturevalue('pg_schema')}"
-    url = request.getfixturevalue("redis_url")
-    return f"{url}?prefix={quote(request.getfixturevalue('redis_prefix'))}"
 
 
 def resume(url: str, callback: str, start: Barrier, results: Queue[Any]) -> None:
