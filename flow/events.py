@@ -12,8 +12,12 @@ committed what it reports. Event names are stable:
     The flow waits on the outside world (the user's browser).
 ``flow.completed``
     The flow reached its success state.
+``flow.ended``
+    The flow reached a terminal state someone chose (``revoked``, ``cancelled``).
 ``flow.failed``
-    The flow ended in a terminal state other than success, with its ``reason``.
+    The flow ended in any other terminal state, with its ``reason``.
+``flow.deleted``
+    ``gc`` deleted a finished flow past its retention.
 
 Every event carries ``flow_id``, ``spec`` and ``provider``. None carries a token,
 code, verifier, state value, client secret or callback URL.
@@ -101,6 +105,8 @@ def log_committed(spec: FlowSpec, record: FlowRecord) -> None:
     kind = spec.states[entry.dest].kind
     if entry.dest == spec.success:
         log.info("flow.completed", state=entry.dest)
+    elif spec.states[entry.dest].deliberate:
+        log.info("flow.ended", state=entry.dest)
     elif kind is StateKind.TERMINAL:
         log.warning("flow.failed", state=entry.dest, reason=record.reason or entry.dest)
     elif kind is StateKind.WAITING:

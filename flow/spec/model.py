@@ -23,12 +23,15 @@ class StateSpec:
         kind: Working, waiting or terminal.
         description: One line for people reading logs and diagrams.
         requires_reason: Entering this state needs a reason code (failed states).
+        deliberate: A terminal state someone chose (revoked, cancelled): reaching it
+            is logged as ``flow.ended``, not ``flow.failed``.
     """
 
     name: str
     kind: StateKind
     description: str
     requires_reason: bool = False
+    deliberate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class StateSchema(Schema):
     kind = fields.Enum(StateKind, by_value=True, required=True)
     description = fields.String(required=True, validate=v.Length(min=1, max=200))
     requires_reason = fields.Boolean(load_default=False)
+    deliberate = fields.Boolean(load_default=False)
 
 
 class TransitionSchema(Schema):
@@ -85,6 +86,7 @@ class FlowSpecSchema(Schema):
                 kind=state["kind"],
                 description=state["description"],
                 requires_reason=state["requires_reason"],
+                deliberate=state["deliberate"],
             )
             for name, state in data["states"].items()
         }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -472,3 +474,23 @@ def test_cancel_ends_a_waiting_flow_and_leaves_a_finished_one(
     assert driver.cancel(waiting.flow_id).state == "cancelled"
     assert driver.cancel(finished).state == "api_ready"
     assert driver.get(waiting.flow_id).secrets.code_verifier is None
+
+
+def test_revocation_and_cancellation_are_logged_as_ended_not_failed(
+    db: Path, provider: Provider, clock: Clock, emitted: Callable[[], list[Any]]
+) -> None:
+    driver = driver_for(db, provider, clock)
+    waiting = driver.start(
+        confidential_client(), provider.server, client_secret=canary.canary("s")
+    )
+    finished = finished_flow(driver, provider)
+
+    driver.cancel(waiting.flow_id)
+    driver.revoke(finished)
+
+    ends = [
+        (e["event"], e.get("state"))
+        for e in emitted()
+        if e["event"] in ("flow.ended", "flow.failed")
+    ]
+    assert ends == [("flow.ended", "cancelled"), ("flow.ended", "revoked")]
